@@ -1,0 +1,1 @@
+"""The store associates' assistant: CLI, server, sessions, pipeline wiring, inventory and answers."""

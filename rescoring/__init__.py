@@ -1,0 +1,1 @@
+"""Second pass: RescoreBERT n-best reranking (corpus, model, training, export, runtime)."""
