@@ -13,12 +13,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def home() -> Path:
-    return Path(os.environ.get("RETAIL_ASSISTANT_HOME", Path.home() / ".cache" / "retail-assistant"))
+    return Path(
+        os.environ.get("RETAIL_ASSISTANT_HOME", Path.home() / ".cache" / "retail-assistant")
+    )
 
 
 def whisper_dir() -> Path:
-    """Assembled Whisper base (CTranslate2), see asr.models."""
-    return Path(os.environ.get("RETAIL_ASSISTANT_ASR_MODEL", home() / "whisper-base"))
+    """Assembled Whisper base (CTranslate2); the logic lives in asr.models (asr never imports us)."""
+    from asr.models import default_model_dir
+
+    return default_model_dir()
 
 
 def database_url() -> str:
