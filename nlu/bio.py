@@ -85,9 +85,9 @@ def spans_to_tags(text: str, offsets: Sequence[tuple[int, int]], spans: Iterable
     # A whitespace-only piece ("▁") belongs to the word that follows it.
     for i in range(len(offsets) - 2, -1, -1):
         raw, (s, e) = offsets[i], trimmed[i]
-        if not _is_special(raw) and s == e and owner[i + 1] is not None:
-            if raw[1] == offsets[i + 1][0]:
-                owner[i] = owner[i + 1]
+        glued_to_next = raw[1] == offsets[i + 1][0]
+        if not _is_special(raw) and s == e and owner[i + 1] is not None and glued_to_next:
+            owner[i] = owner[i + 1]
     tags: list[str] = []
     prev: int | None = None
     for k in owner:
