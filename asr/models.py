@@ -36,7 +36,7 @@ PART_PACKAGES: tuple[tuple[str, str], ...] = (
 # Files copied as they are from part 1.
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 # What makes a directory a CTranslate2 Whisper model faster-whisper can load.
-REQUIRED_FILES = ("model.bin", "config.json")
+REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 VERIFIED_MARKER = ".verified"
 
 
@@ -202,7 +202,7 @@ def resolve_model_dir(model_dir: str | Path | None = None) -> Path:
             raise ModelError(
                 f"{path} is not a CTranslate2 Whisper model directory "
                 f"(missing {', '.join(missing) or 'the directory'}); give a folder holding "
-                "model.bin and config.json (and tokenizer.json), or omit --asr-model to use "
+                "model.bin, config.json and tokenizer.json, or omit --asr-model to use "
                 "the assembled Whisper base"
             )
         return path

@@ -1,0 +1,141 @@
+"""`assistant transcribe FILE...`: Whisper n-best (+ second-pass rescoring when a model exists).
+
+JSON contract (DESIGN.md), one object per file and line:
+{"file", "language", "text", "first_pass_text", "nbest": [{"text", "asr_score", "rescore_score", "score"}]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from assistant.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "transcribe", help="transcribe audio files to an n-best list (Whisper + rescoring)"
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, MP3, OGG or WebM")
+    parser.add_argument("--nbest", type=int, default=5, help="distinct readings per file (5)")
+    parser.add_argument("--language", choices=["auto", "en", "es"], default="auto")
+    parser.add_argument(
+        "--no-rescore", action="store_true", help="first pass only (rescore_score null)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per file and line")
+    parser.add_argument(
+        "--asr-model",
+        type=Path,
+        default=None,
+        help="any local CTranslate2 Whisper directory (default: the assembled Whisper base)",
+    )
+    parser.add_argument(
+        "--bias-file",
+        type=Path,
+        default=None,
+        help="domain terms (brands, products), one per line, given to the decoder as a prompt",
+    )
+    parser.add_argument("--beam-size", type=int, default=8)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--compute-type", default="default")
+    parser.set_defaults(func=run)
+
+
+def read_bias_file(path: Path) -> tuple[str, ...]:
+    """One term per line; blank lines and lines starting with # are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise UserError(f"cannot read the bias file {path}: {error.strerror}") from error
+    return tuple(
+        line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
+    )
+
+
+def load_reranker(no_rescore: bool):
+    """The second pass, or None (first pass only).
+
+    RESCORER HOOK: rescoring.runtime.load_default_reranker() returns a Reranker whose
+    .rank(nbest) -> NBest fills rescore_score and score, or None when no model is present.
+    """
+    if no_rescore:
+        return None
+    try:
+        from rescoring.runtime import load_default_reranker
+    except ImportError:
+        log.debug("no rescoring.runtime yet: first pass only")
+        return None
+    return load_default_reranker()
+
+
+def nbest_record(file: str, nbest) -> dict:
+    """The DESIGN.md JSON object for one file."""
+    first = nbest.first_pass_best
+    return {
+        "file": file,
+        "language": nbest.language,
+        "text": nbest.text,
+        "first_pass_text": first.text if first else "",
+        "nbest": [h.to_dict() for h in nbest.hypotheses],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from asr.audio import AudioError, decode_audio
+    from asr.models import ModelError
+    from asr.transcriber import MAX_BEAM, Transcriber, TranscriberConfig
+
+    if not 1 <= args.nbest <= MAX_BEAM:
+        raise UserError(f"--nbest must be between 1 and {MAX_BEAM}, got {args.nbest}")
+    if args.beam_size < 1:
+        raise UserError(f"--beam-size must be at least 1, got {args.beam_size}")
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise UserError(f"no such file: {', '.join(missing)}; check the path")
+    bias = read_bias_file(args.bias_file) if args.bias_file else ()
+    config = TranscriberConfig(
+        model_dir=args.asr_model,
+        device=args.device,
+        compute_type=args.compute_type,
+        beam_size=args.beam_size,
+        nbest=args.nbest,
+        language=args.language,
+        bias_terms=bias,
+    )
+    try:
+        transcriber = Transcriber(config)
+    except ModelError as error:
+        raise UserError(str(error)) from error
+    except RuntimeError as error:  # e.g. --device cuda without a usable GPU
+        raise UserError(f"{error}; try --device cpu") from error
+    reranker = load_reranker(args.no_rescore)
+
+    failed = 0
+    for file in args.files:
+        try:
+            audio = decode_audio(file)
+        except AudioError as error:
+            print(f"assistant transcribe: error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        nbest = transcriber.nbest(audio)
+        if reranker is not None:
+            nbest = reranker.rank(nbest)
+        record = nbest_record(file, nbest)
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            print(f"{file} [{record['language']}]: {record['text']}")
+            for rank, hyp in enumerate(record["nbest"], 1):
+                rescore = (
+                    "" if hyp["rescore_score"] is None else f" rescore {hyp['rescore_score']:.3f}"
+                )
+                print(
+                    f"  {rank}. {hyp['score']:8.3f}  (asr {hyp['asr_score']:.3f}{rescore})  {hyp['text']}"
+                )
+    return 2 if failed else 0
