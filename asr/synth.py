@@ -128,7 +128,8 @@ def synthesize(
     snr_db: add Gaussian noise at this signal-to-noise ratio (dB); None for clean.
     reverb_rt60_s: convolve with a synthetic room response of this RT60 (s); None for dry.
     seed: makes noise and reverberation reproducible.
-    pad_s: silence added before and after (s), as a microphone capture would have.
+    pad_s: silence added before and after (s), as a microphone capture would have; the
+        engine's own leading/trailing silence is trimmed first.
     """
     v = VOICES[voice] if isinstance(voice, str) else voice
     if not text.strip():
@@ -139,9 +140,20 @@ def synthesize(
         wav = Path(tmp) / "out.wav"
         _tts(text, v, rate, pitch, wav)
         audio = decode_audio(wav)  # resamples espeak's 22.05 kHz to 16 kHz
+    audio = trim_silence(audio)
     pad = np.zeros(int(pad_s * SAMPLE_RATE), dtype=np.float32)
     audio = np.concatenate([pad, audio, pad])
     return degrade(audio, snr_db=snr_db, reverb_rt60_s=reverb_rt60_s, seed=seed)
+
+
+def trim_silence(audio: np.ndarray, threshold: float = 0.005, keep_s: float = 0.05) -> np.ndarray:
+    """Drop the engine's leading/trailing silence (|x| < threshold, about -46 dBFS), keeping
+    `keep_s` seconds on each side so that soft onsets are not clipped."""
+    loud = np.flatnonzero(np.abs(audio) >= threshold)
+    if loud.size == 0:
+        return audio
+    keep = int(keep_s * SAMPLE_RATE)
+    return audio[max(0, loud[0] - keep) : loud[-1] + 1 + keep]
 
 
 def room_impulse_response(rt60_s: float, rng: np.random.Generator) -> np.ndarray:
