@@ -1,0 +1,87 @@
+"""`assistant parse [TEXT...] [--json]`: intent and entity spans for each query (DESIGN.md).
+
+With no TEXT, one query per line is read from standard input. Uses the distilled ONNX
+student (nlu.runtime); falls back to the baseline rule parser, with a warning, when no
+student is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from assistant.errors import UserError
+
+log = logging.getLogger(__name__)
+BATCH = 32  # queries per forward pass when reading a stream
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("parse", help="intent + entities of text queries (EN/ES)")
+    p.add_argument("text", nargs="*", help="queries (default: one per line on stdin)")
+    p.add_argument("--json", action="store_true", help="one JSON object per query")
+    p.add_argument("--language", choices=("auto", "en", "es"), default="auto")
+    p.add_argument(
+        "--precision", choices=("auto", "int8", "fp32"), default="auto", help="student ONNX file"
+    )
+    p.add_argument("--model", help="student model directory (default: the installed one)")
+    p.set_defaults(func=run)
+
+
+def load_parser(model: str | None = None, precision: str = "auto"):
+    """The ONNX student, else the baseline parser (warning on stderr)."""
+    from nlu.runtime import OnnxParser, load_default_parser  # noqa: PLC0415
+
+    if model:
+        try:
+            return OnnxParser(model, precision)
+        except (FileNotFoundError, ValueError) as error:
+            raise UserError(
+                f"cannot load NLU model {model}: {error}; pass a directory written by nlu.export"
+            ) from error
+    parser = load_default_parser(precision)
+    if parser is not None:
+        return parser
+    print(
+        "assistant parse: warning: no NLU student installed (nlu/models/student); "
+        "using the baseline rule parser",
+        file=sys.stderr,
+    )
+    try:
+        from nlu.baseline import load_baseline_parser  # noqa: PLC0415
+    except ImportError as error:
+        raise UserError(
+            "no NLU model available: install the student (python -m nlu.export) or the baseline"
+        ) from error
+    return load_baseline_parser()
+
+
+def _format(result) -> str:
+    ents = " ".join(f"[{e.text}]{e.label}" for e in result.entities)
+    return f"{result.intent} ({result.intent_score:.2f}, {result.language})  {ents}".rstrip()
+
+
+def run(args: argparse.Namespace) -> int:
+    parser = load_parser(args.model, args.precision)
+    language = None if args.language == "auto" else args.language
+    texts = args.text or (line.rstrip("\n") for line in sys.stdin)
+    pending: list[str] = []
+
+    def flush() -> None:
+        for r in parser.parse_batch(pending, [language] * len(pending)):
+            print(
+                json.dumps(r.to_dict(), ensure_ascii=False) if args.json else _format(r), flush=True
+            )
+        pending.clear()
+
+    for text in texts:
+        if not text.strip():
+            continue
+        pending.append(text)
+        if len(pending) >= BATCH or not args.text:  # stdin: answer each line as it comes
+            flush()
+    if pending:
+        flush()
+    return 0

@@ -1,0 +1,114 @@
+"""The runtime parser: the distilled student in ONNX Runtime, tokenized with `tokenizers`.
+
+No PyTorch here. A model directory holds model.int8.onnx and/or model.onnx, tokenizer.json,
+labels.json, config.json and card.json (nlu.export, nlu.evaluate).
+
+    parser = load_default_parser()          # None when no student is installed
+    parser.parse("cuántos pañales huggies talla cuatro tenemos").to_dict()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nlu.decode import decode
+from nlu.schema import INTENTS, NluResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIR = Path(__file__).parent / "models" / "student"
+MAX_TOKENS = 256  # far beyond a spoken query; positions go to 512
+PAD_ID = 1
+
+
+def default_model_dir() -> Path:
+    """`$RETAIL_ASSISTANT_NLU_MODEL` or the student committed in the package."""
+    return Path(os.environ.get("RETAIL_ASSISTANT_NLU_MODEL", DEFAULT_DIR))
+
+
+class OnnxParser:
+    """Text -> NluResult with the ONNX student (implements nlu.schema.Parser).
+
+    Args:
+        model_dir: the runtime model directory.
+        precision: "int8" (model.int8.onnx), "fp32" (model.onnx) or "auto" (int8 if present).
+        threads: intra-op threads for ONNX Runtime (None: its default).
+    """
+
+    def __init__(self, model_dir: str | Path, precision: str = "auto", threads: int | None = None):
+        import onnxruntime as ort  # noqa: PLC0415 - keep `import nlu` light
+        from tokenizers import Tokenizer  # noqa: PLC0415
+
+        self.model_dir = Path(model_dir)
+        files = {"int8": self.model_dir / "model.int8.onnx", "fp32": self.model_dir / "model.onnx"}
+        if precision == "auto":
+            precision = "int8" if files["int8"].exists() else "fp32"
+        if precision not in files:
+            raise ValueError(f"precision must be auto, int8 or fp32, not {precision!r}")
+        if not files[precision].exists():
+            raise FileNotFoundError(f"{files[precision]} not found")
+        labels = json.loads((self.model_dir / "labels.json").read_text())
+        if tuple(labels["intents"]) != INTENTS:
+            raise ValueError(f"{self.model_dir}: labels.json does not match nlu.schema")
+        self.precision = precision
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(files[precision]), opts, providers=["CPUExecutionProvider"]
+        )
+        self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        log.info("NLU student %s (%s) loaded", self.model_dir, precision)
+
+    def logits(self, texts: Sequence[str]) -> tuple[list, dict[str, np.ndarray]]:
+        """Encodings and raw outputs: intent [B,5], language [B,2], tags [B,T,17]."""
+        encs = self.tokenizer.encode_batch(list(texts))
+        t = max(len(e.ids) for e in encs)
+        ids = np.full((len(encs), t), PAD_ID, dtype=np.int64)
+        mask = np.zeros((len(encs), t), dtype=np.int64)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)] = e.ids
+            mask[i, : len(e.ids)] = 1
+        intent, language, tags = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return encs, {"intent": intent, "language": language, "tags": tags}
+
+    def parse_batch(
+        self, texts: list[str], languages: list[str | None] | None = None
+    ) -> list[NluResult]:
+        """One forward pass for the whole list (padded to its longest query)."""
+        if not texts:
+            return []
+        languages = languages or [None] * len(texts)
+        encs, out = self.logits(texts)
+        return [
+            decode(
+                text,
+                enc.offsets,
+                out["intent"][i],
+                out["language"][i],
+                out["tags"][i],
+                languages[i],
+            )
+            for i, (text, enc) in enumerate(zip(texts, encs, strict=True))
+        ]
+
+    def parse(self, text: str, language: str | None = None) -> NluResult:
+        return self.parse_batch([text], [language])[0]
+
+
+def load_default_parser(precision: str = "auto", threads: int | None = None) -> OnnxParser | None:
+    """The installed student, or None when its directory or ONNX file is absent."""
+    model_dir = default_model_dir()
+    if not (model_dir / "model.int8.onnx").exists() and not (model_dir / "model.onnx").exists():
+        log.info("no NLU student at %s", model_dir)
+        return None
+    return OnnxParser(model_dir, precision, threads)
