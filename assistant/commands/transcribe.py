@@ -107,6 +107,18 @@ def run(args: argparse.Namespace) -> int:
         language=args.language,
         bias_terms=bias,
     )
+    # Decode every file before loading Whisper: a bad file is reported at once, and the
+    # good ones are still transcribed.
+    audios: list[tuple[str, object]] = []
+    failed = 0
+    for file in args.files:
+        try:
+            audios.append((file, decode_audio(file)))
+        except AudioError as error:
+            print(f"assistant transcribe: error: {error}", file=sys.stderr)
+            failed += 1
+    if not audios:
+        return 2
     try:
         transcriber = Transcriber(config)
     except ModelError as error:
@@ -115,14 +127,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{error}; try --device cpu") from error
     reranker = load_reranker(args.no_rescore)
 
-    failed = 0
-    for file in args.files:
-        try:
-            audio = decode_audio(file)
-        except AudioError as error:
-            print(f"assistant transcribe: error: {error}", file=sys.stderr)
-            failed += 1
-            continue
+    for file, audio in audios:
         nbest = transcriber.nbest(audio)
         if reranker is not None:
             nbest = reranker.rank(nbest)
