@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     reranker = load_reranker(args.no_rescore)
 
     for file, audio in audios:
-        nbest = transcriber.nbest(audio)
+        nbest = transcriber.nbest(audio, language=args.language, nbest=args.nbest)
         if reranker is not None:
             nbest = reranker.rank(nbest)
         record = nbest_record(file, nbest)

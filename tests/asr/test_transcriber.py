@@ -1,0 +1,111 @@
+"""Whisper n-best on the fixtures. Whisper on 2 cores costs ~1-2 s a clip: few decodes here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from asr.audio import decode_audio
+from asr.nbest import NBest
+from asr.transcriber import TranscriberConfig, reading_key
+from asr.wer import normalize, oracle, wer
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+REAL_SPEECH = Path(__file__).resolve().parents[3] / "shared" / "real-speech"
+
+
+def fixture(name: str) -> dict:
+    for line in (FIXTURES / "fixtures.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if Path(record["file"]).stem == name:
+            return {**record, "audio": decode_audio(FIXTURES / record["file"])}
+    raise KeyError(name)
+
+
+@pytest.fixture(scope="module")
+def en_es_batch(whisper_transcriber):
+    """One batched decode of an English and a Spanish clip, language detected."""
+    clips = [fixture("en_01_tide_pods"), fixture("es_02_leche_lala")]
+    return clips, whisper_transcriber.nbest_batch([c["audio"] for c in clips], ["auto", "auto"])
+
+
+def test_reading_key_merges_case_and_punctuation_only():
+    assert reading_key("Where can I find Tide Pods?") == reading_key("where can i find tide pods")
+    assert reading_key("¿Dónde?") == reading_key("dónde")
+    assert reading_key("tidepods") != reading_key("tide pods")
+    assert reading_key("talla 10") != reading_key("talla diez")
+    assert reading_key("dónde") != reading_key("donde")  # accents are a different reading
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown language"):
+        TranscriberConfig(language="fr")
+    with pytest.raises(ValueError):
+        TranscriberConfig(nbest=0)
+    with pytest.raises(ValueError):
+        TranscriberConfig(device="tpu")
+
+
+def test_nbest_shape_order_distinct(en_es_batch):
+    _, results = en_es_batch
+    for nbest in results:
+        assert isinstance(nbest, NBest)
+        hyps = nbest.hypotheses
+        assert len(hyps) == 5
+        scores = [h.score for h in hyps]
+        assert scores == sorted(scores, reverse=True)
+        assert len({reading_key(h.text) for h in hyps}) == 5
+        for h in hyps:
+            assert h.text == h.text.strip() and h.text
+            assert h.token_ids and h.rescore_score is None and h.score == h.asr_score
+            assert h.logprob_sum < 0 and h.asr_score < 0
+            # asr_score is the length-normalized sum (length_penalty 1).
+            assert h.asr_score == pytest.approx(h.logprob_sum / len(h.token_ids), rel=1e-4)
+        assert nbest.first_pass_best == hyps[0]
+        assert 1.0 < nbest.duration_s < 6.0
+
+
+def test_languages_detected(en_es_batch):
+    _, (en, es) = en_es_batch
+    assert en.language == "en" and en.language_prob > 0.8
+    assert es.language == "es" and es.language_prob > 0.8
+
+
+def test_transcripts_are_close(en_es_batch):
+    clips, results = en_es_batch
+    for clip, nbest in zip(clips, results, strict=True):
+        assert wer([clip["text"]], [nbest.text], clip["language"]) <= 0.5
+        # The words carrying the answer are somewhere in the list.
+        _, best = oracle(clip["text"], [h.text for h in nbest.hypotheses], clip["language"])
+        assert best.rate <= 0.34
+
+
+def test_single_spanish_decode_with_language_given(whisper_transcriber, en_es_batch):
+    clips, results = en_es_batch
+    nbest = whisper_transcriber.nbest(clips[1]["audio"], language="es", nbest=3)
+    assert nbest.language == "es" and nbest.language_prob == 1.0
+    assert len(nbest.hypotheses) == 3
+    # Batched and single decoding agree on the reading (numerics may differ slightly).
+    assert normalize(nbest.text, "es") in {normalize(h.text, "es") for h in results[1].hypotheses}
+
+
+def test_unknown_language_and_empty_audio_rejected(whisper_transcriber):
+    import numpy as np
+
+    with pytest.raises(ValueError, match="unknown language"):
+        whisper_transcriber.nbest(np.zeros(16000, dtype=np.float32), language="fr")
+    with pytest.raises(ValueError, match="empty"):
+        whisper_transcriber.nbest(np.zeros(0, dtype=np.float32))
+
+
+@pytest.mark.skipif(not (REAL_SPEECH / "jfk.flac").is_file(), reason="../shared/real-speech absent")
+def test_real_speech_jfk(whisper_transcriber):
+    nbest = whisper_transcriber.nbest(decode_audio(REAL_SPEECH / "jfk.flac"), nbest=2)
+    reference = (
+        "And so my fellow Americans, ask not what your country can do for you, "
+        "ask what you can do for your country."
+    )
+    assert nbest.language == "en"
+    assert wer([reference], [nbest.text], "en") <= 0.1
