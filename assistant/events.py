@@ -1,0 +1,100 @@
+"""Protocol v1 wire format: the one module that builds the JSON events the server sends.
+
+Every server-to-client message is built here, so its shape is defined once and matches
+docs/protocol.md. Error codes and websocket close codes are listed here too.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import IntEnum, StrEnum
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+
+class ErrorCode(StrEnum):
+    """`code` of an `error` event. FATAL ones are followed by a close (see CLOSE_FOR)."""
+
+    BAD_JSON = "bad_json"  # a text frame that is not a JSON object
+    UNKNOWN_TYPE = "unknown_type"  # a JSON object whose "type" is not start/stop
+    BAD_MESSAGE = "bad_message"  # a known type with invalid fields (language, store, ...)
+    BAD_SAMPLE_RATE = "bad_sample_rate"  # sample_rate not an integer in [8000, 48000]
+    NOT_STARTED = "not_started"  # audio or stop before start
+    ALREADY_STARTED = "already_started"  # start while a stream is running
+    ODD_LENGTH = "odd_length"  # a binary frame with an odd number of bytes (not 16-bit PCM)
+    UTTERANCE_TOO_LONG = "utterance_too_long"  # speech longer than the limit: cut, final sent
+    NO_ANSWER = "db_unavailable"  # the inventory database could not be reached for this answer
+    PIPELINE = "pipeline_error"  # a stage failed on this utterance; the session goes on
+    # fatal: the server closes the connection after sending these
+    FRAME_TOO_LARGE = "frame_too_large"
+    OVERLOADED = "overloaded"  # the client sends audio faster than it can be processed
+    TOO_MANY_SESSIONS = "too_many_sessions"
+    UNAUTHORIZED = "unauthorized"
+    IDLE_TIMEOUT = "idle_timeout"
+    UNAVAILABLE = "unavailable"  # models failed to load
+    SHUTTING_DOWN = "shutting_down"
+
+
+class CloseCode(IntEnum):
+    """Websocket close codes the server uses (RFC 6455 section 7.4, 4000-4999 private)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutting down (after in-flight utterances are answered)
+    INVALID_DATA = 1007  # text frame that is not UTF-8 (sent by the websockets library)
+    POLICY_VIOLATION = 1008  # missing or wrong access token
+    MESSAGE_TOO_BIG = 1009  # frame over the maximum
+    INTERNAL_ERROR = 1011  # models unavailable
+    TRY_AGAIN_LATER = 1013  # too many sessions, or audio arriving faster than processed
+    IDLE_TIMEOUT = 4408  # nothing received for idle_timeout_s
+
+
+CLOSE_FOR: dict[ErrorCode, CloseCode] = {
+    ErrorCode.FRAME_TOO_LARGE: CloseCode.MESSAGE_TOO_BIG,
+    ErrorCode.OVERLOADED: CloseCode.TRY_AGAIN_LATER,
+    ErrorCode.TOO_MANY_SESSIONS: CloseCode.TRY_AGAIN_LATER,
+    ErrorCode.UNAUTHORIZED: CloseCode.POLICY_VIOLATION,
+    ErrorCode.IDLE_TIMEOUT: CloseCode.IDLE_TIMEOUT,
+    ErrorCode.UNAVAILABLE: CloseCode.INTERNAL_ERROR,
+    ErrorCode.SHUTTING_DOWN: CloseCode.GOING_AWAY,
+}
+
+
+def _dump(event: dict[str, Any]) -> str:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+def ready(session: str, sample_rate: int, language: str, store: str) -> str:
+    return _dump(
+        {
+            "type": "ready",
+            "session": session,
+            "sample_rate": sample_rate,
+            "language": language,
+            "store": store,
+            "protocol": PROTOCOL_VERSION,
+        }
+    )
+
+
+def partial(utterance: int, text: str) -> str:
+    return _dump({"type": "partial", "utterance": utterance, "text": text})
+
+
+def final(utterance: int, result: dict[str, Any]) -> str:
+    """result: the pipeline's FinalResult.to_dict() (text, language, nbest, intent, ...)."""
+    return _dump({"type": "final", "utterance": utterance, **result})
+
+
+def error(code: ErrorCode, message: str, utterance: int | None = None) -> str:
+    """message: what was wrong and what to do; never a traceback or a server path."""
+    event: dict[str, Any] = {"type": "error", "code": str(code), "message": message}
+    if code in CLOSE_FOR:
+        event["fatal"] = True
+    if utterance is not None:
+        event["utterance"] = utterance
+    return _dump(event)
+
+
+def end() -> str:
+    return _dump({"type": "end"})

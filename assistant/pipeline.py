@@ -1,0 +1,257 @@
+"""Wiring of the stages for the server: Whisper n-best -> rescoring -> parsing -> answer.
+
+Every stage is optional except the first pass, and each is imported inside try/except so
+the server runs with whatever exists (a missing rescorer: first-pass order; a missing
+answerer: finals without an answer). One loaded model serves every session: the server
+calls `finals` with the utterances of all sessions that ended within a few milliseconds
+of each other, and the first pass decodes them in one `nbest_batch` call.
+
+    pipeline = load_pipeline(PipelineConfig())
+    pipeline.finals([FinalRequest(audio, "en", "1")]) -> [FinalResult]   (blocking)
+    pipeline.partial(audio, None) -> ("where can I", "en") | None          (blocking)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from asr.nbest import NBest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What to load. Defaults work after `scripts/setup.sh`."""
+
+    nbest: int = 5  # readings per final
+    rescore: bool = True  # use the committed RescoreBERT when it is there
+    cpu_threads: int = 0  # CTranslate2 threads; 0: the transcriber's default
+    partial_beam: int = 1  # greedy partial decodes: a third of the cost of beam 8 on CPU
+    database_url: str | None = None  # None: assistant.paths.database_url()
+
+
+@dataclass(frozen=True)
+class FinalRequest:
+    """One ended utterance. audio: float32 [n] at 16 kHz; language: "en", "es" or None (detect)."""
+
+    audio: np.ndarray = field(repr=False)
+    language: str | None
+    store: str
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    """Everything the `final` event carries, plus the errors to report beside it.
+
+    errors: (ErrorCode value, message) pairs, e.g. ("db_unavailable", "...").
+    """
+
+    nbest: NBest
+    nlu: Any | None  # nlu.schema.NluResult
+    answer: Any | None  # assistant.answer.Answer
+    timings_ms: dict[str, float]
+    errors: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Fields of the `final` event (protocol v1), `type` and `utterance` excepted."""
+        first = self.nbest.first_pass_best
+        nlu = self.nlu.to_dict() if self.nlu is not None else None
+        return {
+            "text": self.nbest.text,
+            "first_pass_text": first.text if first else "",
+            "language": self.nbest.language,
+            "nbest": [h.to_dict() for h in self.nbest.hypotheses],
+            "intent": nlu["intent"] if nlu else None,
+            "entities": nlu["entities"] if nlu else [],
+            "answer": self.answer.to_dict() if self.answer is not None else None,
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
+class Pipeline:
+    """The loaded stages. Thread-safe: the models keep no per-call state."""
+
+    def __init__(self, transcriber, reranker=None, parser=None, answerer=None, config=None):
+        self.config = config or PipelineConfig()
+        self.transcriber = transcriber
+        self.reranker = reranker
+        self.parser = parser
+        self.answerer = answerer
+        self._partial_transcriber = _greedy_view(transcriber, self.config.partial_beam)
+        # Finals first: a partial decode is skipped while a final batch runs (they would
+        # share the same two cores, and the final is what the associate waits for).
+        self._finals_running = threading.Event()
+
+    def describe(self) -> dict[str, str | None]:
+        """Which implementation serves each stage (for /healthz and the log)."""
+        name = lambda obj: None if obj is None else type(obj).__name__  # noqa: E731
+        return {
+            "asr": name(self.transcriber),
+            "rescore": name(self.reranker),
+            "nlu": name(self.parser),
+            "answer": name(self.answerer),
+        }
+
+    def partial(self, audio: np.ndarray, language: str | None) -> tuple[str, str] | None:
+        """Greedy decode of the utterance so far -> (text, language); None when skipped."""
+        if self._finals_running.is_set():
+            return None
+        nbest = self._partial_transcriber.nbest(audio, language, nbest=1)
+        return nbest.text, nbest.language
+
+    def finals(self, requests: list[FinalRequest]) -> list[FinalResult]:
+        """First pass for all requests in one batch, then each through the later stages."""
+        if not requests:
+            return []
+        self._finals_running.set()
+        try:
+            started = time.perf_counter()
+            nbests = self.transcriber.nbest_batch(
+                [r.audio for r in requests], [r.language for r in requests], nbest=self.config.nbest
+            )
+            asr_ms = _ms(started)
+            return [self._after_asr(r, nb, asr_ms) for r, nb in zip(requests, nbests, strict=True)]
+        finally:
+            self._finals_running.clear()
+
+    def _after_asr(self, request: FinalRequest, nbest: NBest, asr_ms: float) -> FinalResult:
+        timings = {"asr": asr_ms, "rescore": 0.0, "nlu": 0.0, "answer": 0.0}
+        errors: list[tuple[str, str]] = []
+        if self.reranker is not None:
+            t = time.perf_counter()
+            try:
+                nbest = self.reranker.rank(nbest)
+            except Exception:  # the first-pass order is a fine answer
+                log.exception("rescoring failed; keeping the first-pass order")
+            timings["rescore"] = _ms(t)
+        nlu = answer = None
+        if self.parser is not None and nbest.text.strip():
+            t = time.perf_counter()
+            try:
+                nlu = self.parser.parse(nbest.text, nbest.language)
+            except Exception:
+                log.exception("parser failed on %r", nbest.text)
+                errors.append(("pipeline_error", "could not understand this utterance; try again"))
+            timings["nlu"] = _ms(t)
+        if self.answerer is not None and nlu is not None:
+            t = time.perf_counter()
+            try:
+                answer = self.answerer.answer(nlu, request.store, nbest=nbest)
+            except Exception as error:
+                if _is_database_error(error):
+                    log.warning("inventory database unavailable: %s", error)
+                    errors.append(
+                        (
+                            "db_unavailable",
+                            "the inventory database is unreachable; the transcript and intent "
+                            "are below, ask again in a moment",
+                        )
+                    )
+                else:
+                    log.exception("answer failed")
+                    errors.append(("pipeline_error", "could not build an answer; try again"))
+            timings["answer"] = _ms(t)
+        timings["total"] = sum(timings.values())
+        return FinalResult(nbest, nlu, answer, timings, tuple(errors))
+
+
+def _is_database_error(error: Exception) -> bool:
+    """SQLAlchemy/DBAPI errors and OS-level connection failures count as 'database down'."""
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover - sqlalchemy is a runtime dependency
+        SQLAlchemyError = ()  # noqa: N806
+    names = {type(e).__name__ for e in (error, error.__cause__) if e is not None}
+    return (
+        isinstance(error, (SQLAlchemyError, ConnectionError))
+        or isinstance(error.__cause__, SQLAlchemyError)
+        or bool(
+            names
+            & {"OperationalError", "InterfaceError", "DatabaseUnavailable", "InventoryUnavailable"}
+        )
+    )
+
+
+def _greedy_view(transcriber, beam: int):
+    """The same loaded model with a narrower beam for partials. Transcriber reads its config on
+    every call, so a shallow copy with another config shares the weights (no second load)."""
+    config = getattr(transcriber, "config", None)
+    if config is None or not dataclasses.is_dataclass(config) or not hasattr(config, "beam_size"):
+        return transcriber
+    view = copy.copy(transcriber)
+    view.config = dataclasses.replace(config, beam_size=beam, widen_beam=False)
+    return view
+
+
+def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
+    """Load every stage that exists; log which implementation serves each one.
+
+    Raises whatever the first pass raises when Whisper is missing (the caller turns it into a
+    clear message); the later stages are optional.
+    """
+    config = config or PipelineConfig()
+    from asr.transcriber import Transcriber, TranscriberConfig
+
+    transcriber = Transcriber(TranscriberConfig(nbest=config.nbest, cpu_threads=config.cpu_threads))
+    reranker = _load_reranker() if config.rescore else None
+    parser, answerer = _load_nlu_and_answerer(config)
+    pipeline = Pipeline(transcriber, reranker, parser, answerer, config)
+    log.info("pipeline stages: %s", pipeline.describe())
+    return pipeline
+
+
+def _load_reranker():
+    try:
+        from rescoring.runtime import load_default_reranker
+    except ImportError as error:
+        log.warning("no rescorer (%s): finals keep the first-pass order", error)
+        return None
+    try:
+        return load_default_reranker()
+    except Exception:
+        log.exception("rescorer failed to load: finals keep the first-pass order")
+        return None
+
+
+def _load_nlu_and_answerer(config: PipelineConfig):
+    """The domain engineer's factory when it exists (the same one `assistant ask` uses),
+    else the learned parser or the baseline one, without answers."""
+    try:
+        from assistant.answer import build_assistant  # parser + linker + answerer
+    except ImportError as error:
+        log.warning("no answer factory (%s): finals carry no answer", error)
+    else:
+        bundle = build_assistant(database_url=config.database_url)
+        return bundle.parser, bundle.answerer
+    return _load_parser(), None
+
+
+def _load_parser():
+    try:
+        from nlu.runtime import load_default_parser
+
+        parser = load_default_parser()
+        if parser is not None:
+            return parser
+    except ImportError as error:
+        log.warning("no learned parser (%s)", error)
+    try:
+        from nlu.baseline import BaselineParser
+
+        return BaselineParser()
+    except ImportError as error:
+        log.warning("no parser at all (%s): finals carry only the transcript", error)
+        return None

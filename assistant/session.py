@@ -1,0 +1,407 @@
+"""One websocket session (protocol v1) and the batching queue that all sessions share.
+
+A session validates client messages, turns PCM frames into 16 kHz float32, runs the
+streaming policy off the event loop and sends events. It knows nothing of sockets: the
+server hands it a `send(text)` coroutine and a `close(code, reason)` coroutine, so tests can
+drive it with plain functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from asr.audio import StreamResampler
+from asr.streaming import Endpoint, Partial, StreamingConfig, StreamingPolicy
+from assistant import events
+from assistant.events import CLOSE_FOR, ErrorCode
+from assistant.metrics import Metrics
+from assistant.pipeline import FinalRequest, FinalResult
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("auto", "en", "es")
+MIN_RATE, MAX_RATE = 8_000, 48_000
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Per-session limits; every violation is answered with an error event (docs/protocol.md)."""
+
+    max_frame_bytes: int = 64 * 1024  # one binary frame: 2 s of 16 kHz PCM16
+    max_buffered_s: float = 20.0  # audio received but not yet through the VAD
+    idle_timeout_s: float = 60.0  # no message for this long closes the session
+
+
+class FinalBatcher:
+    """Collects the finals of concurrent sessions and runs them as one batch in a thread.
+
+    A request waits at most `max_wait_s` for company; while a batch runs, new requests queue
+    up and go together in the next one (one batch at a time: the model shares the cores).
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[FinalRequest]], list[FinalResult]],
+        max_wait_s: float = 0.005,
+        max_batch: int = 8,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.run_batch = run_batch
+        self.max_wait_s = max_wait_s
+        self.max_batch = max_batch
+        self.metrics = metrics
+        self._queue: asyncio.Queue[tuple[FinalRequest, asyncio.Future, float]] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def submit(self, request: FinalRequest) -> tuple[FinalResult, float]:
+        """-> (result, milliseconds spent waiting for the batch to start)."""
+        self.start()
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((request, future, time.perf_counter()))
+        return await future
+
+    async def _loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            deadline = time.perf_counter() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                timeout = deadline - time.perf_counter()
+                try:
+                    batch.append(
+                        self._queue.get_nowait()
+                        if timeout <= 0
+                        else await asyncio.wait_for(self._queue.get(), timeout)
+                    )
+                except (asyncio.QueueEmpty, TimeoutError):
+                    break
+            batch = [item for item in batch if not item[1].cancelled()]  # clients gone
+            if not batch:
+                continue
+            started = time.perf_counter()
+            if self.metrics:
+                self.metrics.batch(len(batch))
+            try:
+                results = await asyncio.to_thread(self.run_batch, [r for r, _, _ in batch])
+            except Exception as error:  # one bad batch must not stop the queue
+                log.exception("final batch failed")
+                for _, future, _ in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future, queued), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result((result, (started - queued) * 1000.0))
+
+
+class Session:
+    """Protocol state for one connection. Feed it messages; it sends events."""
+
+    def __init__(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        close: Callable[[int, str], Awaitable[None]],
+        pipeline,
+        batcher: FinalBatcher,
+        streaming: StreamingConfig,
+        limits: SessionLimits,
+        metrics: Metrics,
+        default_store: str = "1",
+        authenticated: bool = True,
+        token_check: Callable[[str | None], bool] | None = None,
+        vad_factory: Callable[[], object] | None = None,
+    ) -> None:
+        self.id = secrets.token_hex(6)
+        self._send = send
+        self._close = close
+        self.pipeline = pipeline
+        self.batcher = batcher
+        self.streaming = streaming
+        self.limits = limits
+        self.metrics = metrics
+        self.default_store = default_store
+        self.authenticated = authenticated
+        self.token_check = token_check
+        self.vad_factory = vad_factory
+        self.closed = False
+        self.last_activity = time.monotonic()
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._queued_samples = 0  # input-rate samples waiting in _queue
+        self._worker: asyncio.Task | None = None
+        self._started = False
+        self._stopping = False
+        self._processing = False  # the worker is handling audio or waiting for a final
+        self.sample_rate = 16_000
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            await self._send(text)
+        except Exception:  # connection gone: the handler notices and cleans up
+            self.closed = True
+
+    async def error(self, code: ErrorCode, message: str, utterance: int | None = None) -> None:
+        self.metrics.error(str(code))
+        await self.send(events.error(code, message, utterance))
+        if code in CLOSE_FOR:
+            await self.close(int(CLOSE_FOR[code]), str(code))
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self._close(code, reason)
+
+    @property
+    def busy(self) -> bool:
+        """Audio or a final still in the works (idle timeout does not apply)."""
+        return self._processing or not self._queue.empty()
+
+    # -- receiving -----------------------------------------------------------------------
+
+    async def on_message(self, message: str | bytes) -> None:
+        self.last_activity = time.monotonic()
+        if isinstance(message, str):
+            await self._on_text(message)
+        else:
+            await self._on_audio(message)
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self.error(
+                ErrorCode.BAD_JSON, 'control frames must be JSON objects, e.g. {"type": "start"}'
+            )
+            return
+        if not isinstance(message, dict):
+            await self.error(
+                ErrorCode.BAD_JSON, 'control frames must be JSON objects, e.g. {"type": "start"}'
+            )
+            return
+        kind = message.get("type")
+        if not self.authenticated:
+            if (
+                kind in ("start", "auth")
+                and self.token_check
+                and self.token_check(message.get("token"))
+            ):
+                self.authenticated = True
+                if kind == "auth":
+                    return
+            else:
+                await self.error(
+                    ErrorCode.UNAUTHORIZED,
+                    "this server needs an access token: add ?token=... to the URL or "
+                    '"token" to the start message',
+                )
+                return
+        if kind == "start":
+            await self._on_start(message)
+        elif kind == "stop":
+            await self._on_stop()
+        elif kind == "auth":
+            return  # already authenticated (token in the URL)
+        else:
+            await self.error(
+                ErrorCode.UNKNOWN_TYPE,
+                f"unknown message type {str(kind)[:40]!r}: use start or stop",
+            )
+
+    async def _on_start(self, message: dict) -> None:
+        if self._started:
+            await self.error(
+                ErrorCode.ALREADY_STARTED, 'a stream is running: send {"type": "stop"} first'
+            )
+            return
+        rate = message.get("sample_rate", 16_000)
+        if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
+            await self.error(
+                ErrorCode.BAD_SAMPLE_RATE,
+                f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE} (Hz), got {str(rate)[:20]}",
+            )
+            return
+        language = message.get("language", "auto") or "auto"
+        if language not in LANGUAGES:
+            await self.error(
+                ErrorCode.BAD_MESSAGE,
+                f"language must be auto, en or es, got {str(language)[:20]!r}",
+            )
+            return
+        store = message.get("store", self.default_store)
+        store = (
+            str(store) if isinstance(store, (str, int)) and not isinstance(store, bool) else None
+        )
+        if not store or len(store) > 32:
+            await self.error(ErrorCode.BAD_MESSAGE, 'store must be a store id such as "1"')
+            return
+        self.sample_rate, self.language, self.store = rate, language, store
+        self._resampler = StreamResampler(rate)
+        fixed = None if language == "auto" else language
+        self._policy = StreamingPolicy(
+            self.streaming,
+            vad=self.vad_factory() if self.vad_factory else None,
+            partial_decoder=self.pipeline.partial,
+            language=fixed,
+        )
+        self._started, self._stopping = True, False
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+        await self.send(events.ready(self.id, rate, language, store))
+
+    async def _on_stop(self) -> None:
+        if not self._started or self._stopping:
+            await self.error(ErrorCode.NOT_STARTED, 'nothing to stop: send {"type": "start"} first')
+            return
+        self._stopping = True
+        await self._queue.put(None)
+
+    async def _on_audio(self, data: bytes) -> None:
+        if len(data) > self.limits.max_frame_bytes:
+            await self.error(
+                ErrorCode.FRAME_TOO_LARGE,
+                f"binary frames must be at most {self.limits.max_frame_bytes} bytes; send shorter chunks",
+            )
+            return
+        if not self._started or self._stopping:
+            await self.error(
+                ErrorCode.NOT_STARTED,
+                'audio before start: send {"type": "start"} first; frame dropped',
+            )
+            return
+        if len(data) % 2:
+            await self.error(
+                ErrorCode.ODD_LENGTH,
+                "audio frames are 16-bit PCM: an even number of bytes; frame dropped",
+            )
+            return
+        self._queued_samples += len(data) // 2
+        if self._queued_samples > self.limits.max_buffered_s * self.sample_rate:
+            await self.error(
+                ErrorCode.OVERLOADED,
+                f"more than {self.limits.max_buffered_s:g} s of audio waiting; stream in real time",
+            )
+            return
+        await self._queue.put(data)
+
+    # -- processing ----------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        """Drain queued audio (coalesced), run VAD + partials off the loop, answer endpoints."""
+        try:
+            while True:
+                self._processing = False
+                item = await self._queue.get()
+                self._processing = True
+                chunks, stop = [], item is None
+                if item is not None:
+                    chunks.append(item)
+                while not stop and not self._queue.empty():  # catch up in one step
+                    nxt = self._queue.get_nowait()
+                    if nxt is None:
+                        stop = True
+                    else:
+                        chunks.append(nxt)
+                if chunks:
+                    data = b"".join(chunks)
+                    audio = self._resampler.push(data)
+                    found = await asyncio.to_thread(self._push_poll, audio)
+                    self._queued_samples -= len(data) // 2
+                    await self._handle(found)
+                if stop:
+                    found = await asyncio.to_thread(self._finish)
+                    await self._handle(found)
+                    await self.send(events.end())
+                    self._started = self._stopping = self._processing = False
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("session %s failed", self.id)
+            await self.error(
+                ErrorCode.PIPELINE, "the server could not process this audio; start again"
+            )
+            self._started = self._stopping = self._processing = False
+
+    def _push_poll(self, audio: np.ndarray) -> list:
+        self._policy.push(audio)
+        return self._policy.poll()
+
+    def _finish(self) -> list:
+        self._policy.push(self._resampler.flush())
+        return self._policy.poll() + self._policy.finish()
+
+    async def _handle(self, found: list) -> None:
+        for event in found:
+            if isinstance(event, Partial):
+                self.metrics.partial()
+                await self.send(events.partial(event.utterance, event.text))
+            elif isinstance(event, Endpoint):
+                await self._final(event)
+
+    async def _final(self, endpoint: Endpoint) -> None:
+        language = endpoint.language or (None if self.language == "auto" else self.language)
+        request = FinalRequest(endpoint.audio, language, self.store)
+        try:
+            result, wait_ms = await self.batcher.submit(request)
+        except Exception:
+            await self.error(
+                ErrorCode.PIPELINE,
+                "could not transcribe this utterance; try again",
+                endpoint.utterance,
+            )
+            return
+        body = result.to_dict()
+        body["timings_ms"] = {"wait": round(wait_ms, 1), **body["timings_ms"]}
+        body["timings_ms"]["total"] = round(body["timings_ms"]["total"] + wait_ms, 1)
+        body["reason"] = endpoint.reason
+        body["start_s"], body["end_s"] = endpoint.start_s, endpoint.end_s
+        self.metrics.utterance({k: v for k, v in body["timings_ms"].items()})
+        await self.send(events.final(endpoint.utterance, body))
+        for code, message in result.errors:
+            await self.error(ErrorCode(code), message, endpoint.utterance)
+        if endpoint.reason == "max_length":
+            await self.error(
+                ErrorCode.UTTERANCE_TOO_LONG,
+                f"speech longer than {self.streaming.max_utterance_s:g} s is cut into several utterances",
+                endpoint.utterance,
+            )
+
+    async def drain(self, timeout_s: float) -> None:
+        """Graceful shutdown: finish the utterance in flight, send its final and `end`."""
+        if self._started and not self._stopping:
+            self._stopping = True
+            await self._queue.put(None)
+        if self._worker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._worker), timeout_s)
+
+    async def dispose(self) -> None:
+        """Connection gone: stop work for this session (a queued final is dropped)."""
+        self.closed = True
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+            with contextlib.suppress(BaseException):
+                await self._worker
