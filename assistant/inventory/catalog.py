@@ -26,7 +26,7 @@ DEFAULT_SEED = 1234
 SALES_DAYS = 28  # history long enough for "this month" / "last week"
 PRODUCTS_PER_BAY = 4
 COLORS_PER_LINE = 3  # colour variants kept per apparel line (keeps the catalog a sane size)
-SIZES_PER_LINE = 4
+SIZES_PER_LINE = 6
 
 
 @dataclass

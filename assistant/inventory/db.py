@@ -177,10 +177,21 @@ def open_engine(url: str, read_only: bool = True) -> Engine:
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
-    if read_only and parsed.get_backend_name() == "postgresql":
-        connect_args["options"] = "-c default_transaction_read_only=on"
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    connect_args: dict = {}
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            # SQLAlchemy 2.1 defaults to psycopg 3; the project ships psycopg2 (postgres extra)
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+        connect_args["connect_timeout"] = 5
+        if read_only:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+    try:
+        return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    except ImportError as error:
+        raise InventoryUnavailable(
+            f"no database driver for {_redact(url)} ({error.name}); install it, e.g. "
+            "`pip install -e '.[postgres]'`"
+        ) from error
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
