@@ -31,8 +31,10 @@ from asr.vad import SAMPLE_RATE, WINDOW, VoiceActivity
 
 log = logging.getLogger(__name__)
 
-# (audio float32 [n] at 16 kHz, language or None) -> (text, language it was decoded in)
-PartialDecoder = Callable[[np.ndarray, str | None], tuple[str, str]]
+# (audio float32 [n] at 16 kHz, language or None) -> (text, language it was decoded in),
+# or None when the decoder skipped this one (busy with finals).
+PartialDecoder = Callable[[np.ndarray, str | None], tuple[str, str] | None]
+SETTLE_LANGUAGE_S = 1.5  # partial audio long enough for a language decision to stick
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class Endpoint:
 
     reason: "silence" (endpoint), "max_length" (cut at max_utterance_s) or "stop" (finish()).
     start_s / end_s: speech onset and end in stream time (seconds from the first sample).
-    language: the language the partial decodes settled on, None if none ran.
+    language: the client's fixed language, or None: the final detects it on the whole
+        utterance (detection on the first half-second of a partial is often wrong).
     """
 
     utterance: int
@@ -230,7 +233,7 @@ class StreamingPolicy:
                 reason,
                 round(self._start_s, 3),
                 round(end_s, 3),
-                self._utt_language,
+                self.language,
             )
         )
         log.debug(
@@ -255,13 +258,17 @@ class StreamingPolicy:
         self._decoded_at = len(self._audio)
         audio = np.concatenate(self._audio)
         try:
-            text, language = self.partial_decoder(audio, self._utt_language)
+            decoded = self.partial_decoder(audio, self._utt_language)
         except Exception:  # a failed partial must not end the stream; the final decides
             log.exception("partial decode failed")
             return
-        # Settle the language on the first decode: later decodes and the final reuse it,
-        # which saves detection time and keeps partials consistent.
-        self._utt_language = self._utt_language or language
+        if decoded is None:
+            return
+        text, language = decoded
+        # Settle the partials' language once a decode has seen enough audio to detect it
+        # reliably: later partials skip detection and do not switch language mid-utterance.
+        if self._utt_language is None and len(audio) >= SETTLE_LANGUAGE_S * SAMPLE_RATE:
+            self._utt_language = language
         words = text.split()
         agreed = agreed_prefix(self._previous_words, words)
         self._previous_words = words

@@ -119,16 +119,19 @@ def test_partials_commit_only_what_two_decodes_agree_on_and_never_shrink():
     assert all(n2 > n1 for (n1, _), (n2, _) in zip(decoder.calls, decoder.calls[1:], strict=False))
 
 
-def test_partial_language_settles_and_reaches_the_endpoint():
+def test_partial_language_settles_after_enough_audio_and_final_detects_again():
     decoder = ScriptedDecoder(["dónde", "dónde están"], language="es")
     policy = StreamingPolicy(vad=EnergyVad(), partial_decoder=decoder)
-    (end,) = endpoints(run(policy, np.concatenate([tone(1.6), silence(0.8)])))
-    assert decoder.calls[0][1] is None and all(lang == "es" for _, lang in decoder.calls[1:])
-    assert end.language == "es"
+    (end,) = endpoints(run(policy, np.concatenate([tone(2.6), silence(0.8)])))
+    langs = [lang for n, lang in decoder.calls]
+    settled = [i for i, (n, _) in enumerate(decoder.calls) if n >= 1.5 * SR]
+    assert langs[: settled[0] + 1] == [None] * (settled[0] + 1)  # detect until 1.5 s seen
+    assert all(lang == "es" for lang in langs[settled[0] + 1 :]) and len(langs) > settled[0] + 1
+    assert end.language is None  # the final detects on the whole utterance
     # a client-given language is passed through untouched
     policy = StreamingPolicy(vad=EnergyVad(), partial_decoder=decoder, language="en")
     (end,) = endpoints(run(policy, np.concatenate([tone(1.6), silence(0.8)])))
-    assert end.language == "en"
+    assert end.language == "en" and decoder.calls[-1][1] == "en"
 
 
 def test_partials_off_and_failing_decoder_keep_finals():
@@ -138,13 +141,18 @@ def test_partials_off_and_failing_decoder_keep_finals():
     for policy in (
         StreamingPolicy(StreamingConfig(partials=False), EnergyVad(), ScriptedDecoder(["x"])),
         StreamingPolicy(StreamingConfig(), EnergyVad(), broken),
+        StreamingPolicy(StreamingConfig(), EnergyVad(), lambda audio, language: None),  # skipped
     ):
         events = run(policy, np.concatenate([tone(1.5), silence(0.8)]))
         assert [type(e) for e in events] == [Endpoint]
 
 
 def test_agreed_prefix_ignores_case_and_punctuation():
-    assert agreed_prefix(["where", "can", "I"], ["Where", "can", "I", "find"]) == ["Where", "can", "I"]
+    assert agreed_prefix(["where", "can", "I"], ["Where", "can", "I", "find"]) == [
+        "Where",
+        "can",
+        "I",
+    ]
     assert agreed_prefix(["tide", "pods?"], ["tide", "pods"]) == ["tide", "pods"]
     assert agreed_prefix([], ["a"]) == [] and agreed_prefix(["a"], ["b"]) == []
 
