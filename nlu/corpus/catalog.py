@@ -35,6 +35,9 @@ class Product:
     name_es: str = ""
     aisle: str = ""
     bay: str = ""
+    color_es: str = ""  # Spanish colour (masculine) when the catalog gives it
+    size_aliases_en: tuple[str, ...] = ()  # spoken sizes the catalog knows ("forty two count")
+    size_aliases_es: tuple[str, ...] = ()
 
 
 def _strip_brand(name: str, brand: str) -> str:
@@ -84,6 +87,9 @@ def product_from_dict(row: dict) -> Product | None:
         name_es=name_es,
         aisle=str(row.get("aisle") or ""),
         bay=str(row.get("bay") or ""),
+        color_es=str(row.get("color_es") or "").strip(),
+        size_aliases_en=_tuple(row.get("size_aliases_en")),
+        size_aliases_es=_tuple(row.get("size_aliases_es")),
     )
 
 

@@ -88,6 +88,39 @@ def _three_way(
     }
 
 
+def _split_templates(groups: dict, cfg: CorpusConfig, rng: random.Random) -> dict:
+    """Held-out templates per (language, intent), redrawn until every split can produce every
+    entity label of its language (else a dev or test split could lack, say, Spanish STORE)."""
+    best, best_missing = None, None
+    for _ in range(200):
+        split = {
+            key: {
+                s: sorted(ts, key=lambda t: t.id)
+                for s, ts in _three_way(groups[key], cfg.held_out_templates, rng, True).items()
+            }
+            for key in sorted(groups)
+        }
+        missing = 0
+        for lang in ("en", "es"):
+            wanted = set().union(
+                *(t.labels for key in groups if key[0] == lang for t in groups[key])
+            )
+            for s in SPLITS:
+                have = set().union(
+                    *(t.labels for key in split if key[0] == lang for t in split[key][s])
+                )
+                missing += len(wanted - have)
+        if best is None or missing < best_missing:
+            best, best_missing = split, missing
+        if missing == 0:
+            break
+    if best_missing:
+        log.warning(
+            "template split: %d (language, label) pairs missing from some split", best_missing
+        )
+    return best
+
+
 def load_lexicon() -> dict:
     return json.loads(
         resources.files("nlu.corpus").joinpath("data/lexicon.json").read_text("utf-8")
@@ -182,15 +215,16 @@ def build_corpus(
     groups: dict[tuple[str, str], list[Template]] = defaultdict(list)
     for t in templates:
         groups[(t.language, t.intent)].append(t)
-    for key in sorted(groups):
-        for split, chosen in _three_way(groups[key], cfg.held_out_templates, rng, True).items():
-            template_split[split][key] = sorted(chosen, key=lambda t: t.id)
-    line_split = {
-        k: set(v)
-        for k, v in _three_way(
-            sorted({p.line for p in products}), cfg.held_out_lines, rng, True
-        ).items()
-    }
+    for key, chosen in _split_templates(groups, cfg, rng).items():
+        for split in SPLITS:
+            template_split[split][key] = chosen[split]
+    # Lines with colours are split apart from the rest so that every split can ask for colours.
+    colored = sorted({p.line for p in products if p.color})
+    plain = sorted({p.line for p in products} - set(colored))
+    line_split: dict[str, set[str]] = {s: set() for s in SPLITS}
+    for group in (colored, plain):
+        for s, chosen in _three_way(group, cfg.held_out_lines, rng, True).items():
+            line_split[s] |= set(chosen)
     names = {s: {} for s in SPLITS}
     for lang in ("en", "es"):
         for split, chosen in _three_way(

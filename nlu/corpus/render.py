@@ -16,7 +16,7 @@ from nlu.corpus.noise import mishear, spoken_size, strip_accents
 from nlu.corpus.numbers import words
 
 ENTITY_SLOTS = ("BRAND", "PRODUCT", "SIZE", "COLOR", "DEPARTMENT", "DATE", "PERSON", "STORE")
-_SLOT_RE = re.compile(r"(\{[A-Za-z]+\})")
+_SLOT_RE = re.compile(r"(\{[A-Za-z]+[<>]?\})")
 _OPT_RE = re.compile(r"\[([^\[\]]*)\]")
 _ALT_RE = re.compile(r"\(([^()]*\|[^()]*)\)")
 _WORD_RE = re.compile(r"\s+|[¿¡]|[,?!.]|[^\s,?!.¿¡]+")
@@ -61,7 +61,7 @@ class Template:
 
     @property
     def slots(self) -> set[str]:
-        return {m[1:-1] for m in _SLOT_RE.findall(self.text)}
+        return {m[1:-1].rstrip("<>") for m in _SLOT_RE.findall(self.text)}
 
     def needs(self) -> set[str]:
         """Product attributes the template cannot render without."""
@@ -69,6 +69,17 @@ class Template:
         out = {s for s in ("SIZE", "COLOR", "BRAND") if s in slots}
         if "BP" in slots:
             out.add("BRAND")
+        return out
+
+    @property
+    def labels(self) -> set[str]:
+        """Entity labels this template can produce (optional chunks included)."""
+        slots = self.slots
+        out = {s for s in slots if s in ENTITY_SLOTS}
+        if "ITEM" in slots:
+            out |= {"BRAND", "PRODUCT", "SIZE", "COLOR"}
+        if "BP" in slots:
+            out |= {"BRAND", "PRODUCT"}
         return out
 
     @property
@@ -141,7 +152,12 @@ class Renderer:
 
     def _size(self, p: Product, ctx: dict) -> list[Piece]:
         ctx["mentions"]["size"] = True
-        text = spoken_size(p.size, ctx["lang"], self.rng, ctx["as_words"])
+        aliases = p.size_aliases_en if ctx["lang"] == "en" else p.size_aliases_es
+        if aliases and self.rng.random() < 0.5:
+            # the catalog's own spoken forms; drop a leading "de" that belongs outside the span
+            text = re.sub(r"^(de|of)\s+", "", self.rng.choice(aliases).lower())
+        else:
+            text = spoken_size(p.size, ctx["lang"], self.rng, ctx["as_words"])
         return [self._entity(text, "SIZE")]
 
     def _color(self, p: Product, ctx: dict) -> Piece:
@@ -149,7 +165,7 @@ class Renderer:
         en = p.color.lower()
         if ctx["lang"] == "en":
             return self._entity(en, "COLOR")
-        masc, fem = self.colors.get(en, (en, en))
+        masc, fem = self.colors.get(en, (p.color_es.lower() or en, p.color_es.lower() or en))
         return self._entity(fem if ctx["feminine"] else masc, "COLOR")
 
     def _item(self, p: Product, ctx: dict, brand_required: bool = False) -> list[Piece]:
@@ -199,9 +215,11 @@ class Renderer:
             return []
         return self._words(art)
 
-    def _date(self, ctx: dict, prev: Piece | None) -> list[Piece]:
+    def _date(self, ctx: dict, prev: Piece | None, tense: str = "") -> list[Piece]:
+        """A DATE; `tense` "<" excludes future dates (sales), ">" excludes past ones (shifts)."""
         lang = ctx["lang"]
-        date = self.rng.choice(self.lex["dates"][lang])
+        excluded = self.lex["date_tense"][lang].get({"<": "future", ">": "past"}.get(tense, ""), [])
+        date = self.rng.choice([d for d in self.lex["dates"][lang] if d not in excluded])
         prep = self.lex["date_preps"][lang].get(date)
         out = []
         if (
@@ -311,8 +329,8 @@ class Renderer:
             return self._size(p, ctx)
         if name == "COLOR":
             return [self._color(p, ctx)]
-        if name == "DATE":
-            return self._date(ctx, prev)
+        if name.startswith("DATE"):
+            return self._date(ctx, prev, name[4:])
         if name == "PERSON":
             return [self._person(ctx)]
         if name == "STORE":
@@ -362,7 +380,7 @@ class Renderer:
                 for piece in new[:1]:
                     piece.glue = piece.kind == "punct"
                 pieces.extend(new)
-                after_entity = bool(new) and name in ("ITEM", "BP", *ENTITY_SLOTS)
+                after_entity = bool(new) and name.rstrip("<>") in ("ITEM", "BP", *ENTITY_SLOTS)
             else:
                 self._literal(part, pieces, after_entity)
                 after_entity = False

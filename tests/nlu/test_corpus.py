@@ -286,3 +286,21 @@ def test_cli_builds_and_reports_bad_input(tmp_path, capsys):
     )
     assert "error:" in capsys.readouterr().err
     assert re.search(r"Spanish|ES share", doc.read_text("utf-8"))
+
+
+def test_every_label_in_every_split_and_language(rows):
+    for split in SPLITS:
+        for lang in ("en", "es"):
+            seen = {e["label"] for r in rows[split] if r["language"] == lang for e in r["entities"]}
+            assert seen == set(ENTITY_LABELS), (split, lang, set(ENTITY_LABELS) - seen)
+
+
+def test_dates_agree_with_tense():
+    lex = load_lexicon()
+    future = set(lex["date_tense"]["en"]["future"]) | set(lex["date_tense"]["es"]["future"])
+    renderer = Renderer(lex, [], random.Random(2))
+    sales = [t for t in all_templates() if t.intent == "top_sellers" and "DATE" in t.slots]
+    for k in range(300):
+        r = renderer.render(sales[k % len(sales)], None, {"en": ["Ann"], "es": ["Ana"]})
+        dates = [e["text"].lower() for e in r.entities if e["label"] == "DATE"]
+        assert not set(dates) & {d.removeprefix("the ") for d in future}, r.text
