@@ -3,7 +3,8 @@ and per voice, n-best oracle WER, language identification, with and without doma
 
     python -m asr.bench --out docs/asr_benchmark.json --markdown docs/asr_benchmark.md
 
-Conditions (each decodes every clip once, after one warm-up decode that is not counted):
+Conditions (each decodes every clip once, interleaved clip by clip, after one warm-up decode
+that is not counted):
   auto        language detected among {en, es}, no biasing (what `assistant transcribe` does)
   auto+bias   the same with the domain terms of --bias-file as the decoder prompt
   given       language given (the fixture's), no biasing
@@ -88,27 +89,35 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
-def run_condition(transcriber: Transcriber, clips: list[dict], bias: tuple[str, ...], given: bool):
-    rows = []
-    for clip in tqdm(clips, desc="decoding", leave=False):
-        started = time.perf_counter()
-        nb = transcriber.nbest(
-            clip["audio"], language=clip["language"] if given else "auto", bias_terms=bias
-        )
-        latency = time.perf_counter() - started
-        rows.append(
-            {
-                "file": clip["file"],
-                "language": clip["language"],
-                "voice": clip["voice"],
-                "reference": clip["text"],
-                "duration_s": round(nb.duration_s, 3),
-                "detected": nb.language,
-                "latency_s": round(latency, 4),
-                "text": nb.text,
-                "nbest": [h.text for h in nb.hypotheses],
-            }
-        )
+CONDITIONS = {"auto": (False, False), "auto+bias": (True, False), "given": (False, True)}
+
+
+def decode(transcriber: Transcriber, clip: dict, bias: tuple[str, ...], given: bool) -> dict:
+    started = time.perf_counter()
+    nb = transcriber.nbest(
+        clip["audio"], language=clip["language"] if given else "auto", bias_terms=bias
+    )
+    latency = time.perf_counter() - started
+    return {
+        "file": clip["file"],
+        "language": clip["language"],
+        "voice": clip["voice"],
+        "reference": clip["text"],
+        "duration_s": round(nb.duration_s, 3),
+        "detected": nb.language,
+        "latency_s": round(latency, 4),
+        "text": nb.text,
+        "nbest": [h.text for h in nb.hypotheses],
+    }
+
+
+def run_conditions(transcriber: Transcriber, clips: list[dict], terms: tuple[str, ...]) -> dict:
+    """Every condition on every clip, conditions interleaved clip by clip so that load from
+    other jobs on a shared machine falls on all conditions alike."""
+    rows: dict[str, list[dict]] = {name: [] for name in CONDITIONS}
+    for clip in tqdm(clips, desc="decoding"):
+        for name, (biased, given) in CONDITIONS.items():
+            rows[name].append(decode(transcriber, clip, terms if biased else (), given))
     return rows
 
 
@@ -132,7 +141,10 @@ def markdown(result: dict) -> str:
         f"Machine: {result['machine']}. Device: {cfg['device']} ({cfg['compute_type']}), "
         f"{cfg['cpu_threads']} threads, beam {cfg['beam_size']} (widened to {2 * cfg['nbest']} "
         f"and up when merging leaves fewer than {cfg['nbest']} readings), n-best {cfg['nbest']}. "
-        f"Model load {result['load_s']:.2f} s. {result['clips']} clips "
+        f"Model load {result['load_s']:.2f} s. 1-minute load average before / after the run: "
+        f"{result['loadavg_before_after'][0]} / {result['loadavg_before_after'][1]} (a shared "
+        "machine: latencies include contention from other jobs). "
+        f"{result['clips']} clips "
         "(tests/fixtures/fixtures.jsonl, synthetic voices).",
         "",
         f"Command: `{result['command']}`",
@@ -208,11 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     load_s = time.perf_counter() - started
     transcriber.nbest(clips[0]["audio"])  # warm-up: first call allocates buffers
 
-    rows = {
-        "auto": run_condition(transcriber, clips, (), given=False),
-        "auto+bias": run_condition(transcriber, clips, terms, given=False),
-        "given": run_condition(transcriber, clips, (), given=True),
-    }
+    load_before = os.getloadavg()
+    rows = run_conditions(transcriber, clips, terms)
     import ctranslate2
 
     result = {
@@ -228,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             "nbest": args.nbest,
         },
         "load_s": round(load_s, 3),
+        # The dev machine is shared: CPU load (1-min average) before/after says how loaded.
+        "loadavg_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "clips": len(clips),
         "bias_file": str(args.bias_file.resolve().relative_to(REPO))
         if args.bias_file.resolve().is_relative_to(REPO)

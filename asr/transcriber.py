@@ -19,7 +19,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,6 @@ class TranscriberConfig:
     max_new_tokens: int = MAX_NEW_TOKENS
     # Retry wider beams (up to MAX_BEAM) for utterances with fewer than nbest readings.
     widen_beam: bool = True
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         unknown = [lang for lang in self.languages if lang not in SUPPORTED_LANGUAGES]
