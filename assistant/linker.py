@@ -24,7 +24,7 @@ from rapidfuzz import fuzz, process
 from asr.nbest import NBest
 from assistant.inventory import Inventory, ProductRecord
 from assistant.inventory.spoken import words_en, words_es
-from nlu.baseline import fold
+from nlu.baseline import STOPWORDS, fold
 from nlu.schema import NluResult, Parser
 
 
@@ -68,6 +68,11 @@ def spanish_key(text: str) -> str:
 
 
 GENERIC_LINE_BONUS = 0.05
+TEXT_PHONETIC_WEIGHT = 0.85  # free-text scan: a sound-alike scores below TEXT_MIN_SCORE
+TEXT_MIN_SCORE = 0.88
+QUERY_WORDS = frozenset(
+    ["where", "find", "need", "want", "looking", "show", "tell", "many", "much", "have", "stock", "aisle", "please", "busco", "donde", "necesito", "quiero", "tienen", "tenemos", "pasillo", "ayuda"]
+)
 
 
 @functools.cache
@@ -159,7 +164,8 @@ class _Forms:
             (spanish_key(query), self.es, weight),
         )
         for q, choices, w in passes:
-            if len(q) < 2:
+            # a short word sounds like too many names ("can" ~ "gain": both KN)
+            if len(q) < 2 or (w != 1.0 and (len(q.replace(" ", "")) < 3 or len(query) < 4)):
                 continue
             for _form, score, idx in process.extract(
                 q, choices, scorer=fuzz.ratio, limit=40, score_cutoff=60
@@ -273,16 +279,23 @@ class Linker:
         self._build()
         words = fold(text).split()
         grams = [" ".join(words[i : i + n]) for n in (1, 2, 3) for i in range(len(words) - n + 1)]
-        grams = [g for g in grams if len(g) >= 3]
+        grams = [
+            g
+            for g in grams
+            if len(g) >= 3 and not all(w in STOPWORDS or w in QUERY_WORDS for w in g.split())
+        ]
         best_brand: tuple[float, str | None] = (0.0, None)
         best_product: tuple[float, str | None] = (0.0, None)
+        # free text is full of words that sound like some brand ("find" ~ Fanta): here a
+        # sound-alike alone is not enough, the spelling must be close too
+        weight = TEXT_PHONETIC_WEIGHT
         for g in grams:
-            bs = max(self._brands.scores(g, self.config.phonetic_weight).values(), default=0.0)
-            ps = max(self._products.scores(g, self.config.phonetic_weight).values(), default=0.0)
+            bs = max(self._brands.scores(g, weight).values(), default=0.0)
+            ps = max(self._products.scores(g, weight).values(), default=0.0)
             # longer grams must earn their place: a tie goes to the earlier, shorter one
-            if bs > best_brand[0] + 1e-9 and bs >= 0.85:
+            if bs > best_brand[0] + 1e-9 and bs >= TEXT_MIN_SCORE:
                 best_brand = (bs, g)
-            if ps > best_product[0] + 1e-9 and ps >= 0.85:
+            if ps > best_product[0] + 1e-9 and ps >= TEXT_MIN_SCORE:
                 best_product = (ps, g)
         if not (best_brand[1] or best_product[1]):
             return LinkResult(source="text")

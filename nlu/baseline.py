@@ -483,6 +483,10 @@ _ES_MARKERS = frozenset(
         "dime",
     ]
 )
+# retail words only Spanish queries use ("playera roja talla grande" has no function word)
+_ES_MARKERS |= frozenset(
+    ["talla", "playera", "playeras", "pañales", "leche", "galletas", "jabón", "jabon", "sección", "seccion", "existencia", "bodega", "hola", "gracias", "cuánto", "cuanto", "dame"]
+)
 _EN_MARKERS = frozenset(
     [
         "where",
