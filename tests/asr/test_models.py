@@ -96,3 +96,12 @@ def test_default_dir_follows_environment(monkeypatch, tmp_path):
     assert models.default_model_dir() == tmp_path / "whisper-base"
     with pytest.raises(ModelError, match="assistant models assemble"):
         resolve_model_dir(None)
+
+
+def test_foreign_model_is_not_overwritten(tmp_path):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "model.bin").write_bytes(b"someone else's model")
+    with pytest.raises(ModelError, match="--force"):
+        assemble(target, part_dirs=_real_part_dirs())
+    assert (target / "model.bin").read_bytes() == b"someone else's model"
