@@ -1,0 +1,123 @@
+"""Second pass at run time: score every hypothesis of an n-best list with the ONNX rescorer.
+
+No PyTorch here: ONNX Runtime and `tokenizers` only. A rescorer is a directory:
+
+    model.onnx      inputs input_ids, attention_mask (int64, [batch, seq]); output score [batch]
+    tokenizer.json  the rescorer's own subword tokenizer (see rescoring.tokenizer)
+    config.json     {"lambda": float, "max_length": int, "score_offset": float, ...}
+    card.json       metrics, data and the command that rebuilds it
+
+final score = asr_score + lambda * rescore_score, lambda tuned on the dev split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from asr.nbest import Hypothesis, NBest
+
+log = logging.getLogger(__name__)
+
+# The committed rescorer; `$RETAIL_ASSISTANT_RESCORER` points elsewhere ("none" disables).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "rescorer"
+ENV_VAR = "RETAIL_ASSISTANT_RESCORER"
+
+
+@dataclass(frozen=True)
+class RerankerConfig:
+    """What the runtime needs from config.json.
+
+    weight: lambda, the weight of the second-pass score in the final score (tuned on dev).
+    max_length: subword tokens per hypothesis, [CLS] and [SEP] included (longer is cut).
+    threads: ONNX Runtime intra-op threads (2 matches the deployment target).
+    """
+
+    weight: float = 1.0
+    max_length: int = 48
+    threads: int = 2
+
+
+class Reranker:
+    """Re-sorts an n-best list by asr_score + lambda * rescore_score. One verb: `rank`."""
+
+    def __init__(self, model_dir: str | os.PathLike, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_dir = Path(model_dir)
+        raw = json.loads((self.model_dir / "config.json").read_text())
+        self.config = RerankerConfig(
+            weight=float(raw.get("lambda", 1.0)),
+            max_length=int(raw.get("max_length", 48)),
+            threads=int(threads or raw.get("threads", 2)),
+        )
+        self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.config.max_length)
+        pad_id = self.tokenizer.token_to_id("[PAD]")
+        self.tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.config.threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(self.model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        log.info("rescorer %s loaded (lambda %.3f)", self.model_dir, self.config.weight)
+
+    @property
+    def weight(self) -> float:
+        return self.config.weight
+
+    def score_texts(self, texts: list[str]) -> np.ndarray:
+        """Second-pass sentence scores, float32 [len(texts)], all texts in one batched call."""
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+        (scores,) = self.session.run(["score"], {"input_ids": ids, "attention_mask": mask})
+        return np.asarray(scores, dtype=np.float32).reshape(-1)
+
+    def rank(self, nbest: NBest) -> NBest:
+        """The same readings with rescore_score and score filled, sorted by score, best first."""
+        if not nbest.hypotheses:
+            return nbest
+        scores = self.score_texts([h.text for h in nbest.hypotheses])
+        ranked = [
+            replace(h, rescore_score=float(s), score=h.asr_score + self.config.weight * float(s))
+            for h, s in zip(nbest.hypotheses, scores, strict=True)
+        ]
+        return nbest.resorted(ranked)
+
+
+def rescore_hypotheses(
+    hypotheses: list[Hypothesis], scores: np.ndarray, weight: float
+) -> list[Hypothesis]:
+    """Fill rescore_score/score from precomputed second-pass scores (evaluation helper)."""
+    return [
+        replace(h, rescore_score=float(s), score=h.asr_score + weight * float(s))
+        for h, s in zip(hypotheses, scores, strict=True)
+    ]
+
+
+def default_model_dir() -> Path | None:
+    """The rescorer directory to use, or None when disabled or absent."""
+    value = os.environ.get(ENV_VAR)
+    if value is not None and value.strip().lower() in {"", "none", "off", "0"}:
+        return None
+    path = Path(value) if value else DEFAULT_MODEL_DIR
+    return path if (path / "model.onnx").is_file() and (path / "config.json").is_file() else None
+
+
+def load_default_reranker(threads: int | None = None) -> Reranker | None:
+    """The committed rescorer, or None when there is none (the first pass then stands alone)."""
+    path = default_model_dir()
+    if path is None:
+        log.info("no rescorer found; first-pass ranking only")
+        return None
+    return Reranker(path, threads=threads)
