@@ -13,3 +13,6 @@ assistant db status >/dev/null 2>&1 || assistant db init
 assistant catalog --json > build/catalog.jsonl
 python -m nlu.corpus build --catalog build/catalog.jsonl --out build/corpus \
   --seed "$SEED" --n "$N" --doc docs/corpus.md "$@"
+# A small committed sample of the held-out test split (< 1 MB) for CI tests that need real rows.
+mkdir -p data/corpus_sample
+head -n 1000 build/corpus/test.jsonl > data/corpus_sample/test_sample.jsonl

@@ -189,6 +189,10 @@ _RULES: list[tuple[str, str]] = [
     ("u", "oo"),
     ("a$", "ah"),
 ]
+# a split must not start with a function word: "de tergent" would read as "de" + "tergent"
+_STOP_PREFIXES = set(
+    ["de", "la", "el", "en", "un", "lo", "the", "in", "on", "an", "at", "to", "al", "le", "es", "for", "a", "of", "by", "los", "las", "del", "una", "from"]
+)
 _VOWEL_SWAP = {"a": "e", "e": "i", "i": "e", "o": "u", "u": "o"}
 
 
@@ -201,7 +205,9 @@ def corrupt_word(word: str, rng: random.Random) -> str:
             cuts = [
                 i
                 for i in range(2, len(word) - 2)
-                if word[i] not in "aeiou" and word[i + 1] in "aeiou"
+                if word[i] not in "aeiou"
+                and word[i + 1] in "aeiou"
+                and word[:i] not in _STOP_PREFIXES
             ]
             if cuts:
                 i = rng.choice(cuts)
@@ -228,15 +234,23 @@ def mishear(text: str, rng: random.Random, aliases: tuple[str, ...] = ()) -> str
     """A misheard rendering of a brand or product: a catalog alias when there is one, else a
     phonetic corruption of one of its words. May return `text` unchanged for very short words."""
     if aliases and rng.random() < 0.6:
-        return rng.choice(aliases)
+        alias = " ".join(rng.choice(aliases).strip("'-.!?,;: ").split())
+        if alias and alias.split()[0] not in _STOP_PREFIXES:
+            return alias
     parts = text.split(" ")
     candidates = [i for i, w in enumerate(parts) if len(w) >= 3]
     if not candidates:
         return text
     i = rng.choice(candidates)
-    parts[i] = corrupt_word(parts[i], rng)
-    # "levi's" minus its final s must not leave a dangling apostrophe at the span edge
-    return " ".join(" ".join(parts).strip("'-.").split())
+    original = parts[i]
+    for _ in range(5):
+        parts[i] = corrupt_word(original, rng)
+        # "levi's" minus its final s must not leave a dangling apostrophe at the span edge
+        out = " ".join(" ".join(parts).strip("'-.!?,;: ").split())
+        # nor may a span start with what reads as an article or preposition ("for mula")
+        if out and out.split()[0] not in _STOP_PREFIXES:
+            return out
+    return text
 
 
 def strip_accents(text: str, keep_enye: bool = True) -> str:

@@ -19,6 +19,7 @@ ENTITY_SLOTS = ("BRAND", "PRODUCT", "SIZE", "COLOR", "DEPARTMENT", "DATE", "PERS
 _SLOT_RE = re.compile(r"(\{[A-Za-z]+[<>]?\})")
 _OPT_RE = re.compile(r"\[([^\[\]]*)\]")
 _ALT_RE = re.compile(r"\(([^()]*\|[^()]*)\)")
+_AGREE_RE = re.compile(r"<([^<>|]*)\|([^<>|]*)>")  # <plural|singular>, agreeing with the product
 _WORD_RE = re.compile(r"\s+|[¿¡]|[,?!.]|[^\s,?!.¿¡]+")
 _FEM_NOUNS = {
     "leche",
@@ -98,6 +99,12 @@ def es_gender_number(product_es: str) -> tuple[bool, bool]:
     return feminine, plural
 
 
+def en_plural_noun(product_en: str) -> bool:
+    """Whether an English product phrase is plural ("pods", "running shoes"; not "glass")."""
+    last = product_en.lower().split()[-1] if product_en.strip() else ""
+    return last.endswith("s") and not last.endswith(("ss", "us", "is"))
+
+
 class Renderer:
     """Fills templates; one instance per corpus build (holds the lexicon and the RNG)."""
 
@@ -124,7 +131,8 @@ class Renderer:
         return Piece(" ".join(text.split()), label=label)
 
     def _brand(self, p: Product, ctx: dict) -> Piece:
-        text = p.brand
+        # "onn.", "L.O.L. Surprise!": a span never ends in punctuation (ANNOTATION.md)
+        text = p.brand.strip(".!?,;: ")
         if self.rng.random() < ctx["p_mishear_brand"]:
             heard = mishear(text.lower(), self.rng, tuple(a.lower() for a in p.brand_aliases))
             if heard != text.lower():
@@ -268,7 +276,8 @@ class Renderer:
         return self._entity((en if ctx["lang"] == "en" else es).lower(), "DEPARTMENT")
 
     # -- template expansion ------------------------------------------------------------------
-    def _expand_choices(self, text: str) -> str:
+    def _expand_choices(self, text: str, plural: bool) -> str:
+        text = _AGREE_RE.sub(lambda m: m.group(1) if plural else m.group(2), text)
         text = _OPT_RE.sub(lambda m: m.group(1) if self.rng.random() < 0.4 else "", text)
         return _ALT_RE.sub(lambda m: self.rng.choice(m.group(1).split("|")), text)
 
@@ -371,7 +380,9 @@ class Renderer:
         }
         pieces: list[Piece] = []
         after_entity = False
-        for part in _SLOT_RE.split(self._expand_choices(template.text)):
+        en_plural = product is not None and en_plural_noun(product.product_en)
+        agree_plural = plural if lang == "es" else en_plural
+        for part in _SLOT_RE.split(self._expand_choices(template.text, agree_plural)):
             if not part:
                 continue
             if _SLOT_RE.fullmatch(part):
