@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 SUPPORTED_LANGUAGES = ("en", "es")
 WINDOW_S = 30  # Whisper's encoder sees fixed 30 s windows (3000 mel frames)
 WINDOW_FRAMES = 3000
+FRAMES_PER_S = 100  # mel hop of 10 ms
+WINDOW_MARGIN_S = 1.0  # silence kept after the speech when the window is shortened
 MAX_BEAM = 32  # widest beam tried when merging case/punctuation variants leaves < N readings
 # Decoder token budget: Whisper's context is 448 tokens; half of it may hold the prompt (as in
 # openai/whisper and faster-whisper), the rest is for the transcript.
@@ -68,6 +70,10 @@ class TranscriberConfig:
     max_new_tokens: int = MAX_NEW_TOKENS
     # Retry wider beams (up to MAX_BEAM) for utterances with fewer than nbest readings.
     widen_beam: bool = True
+    # Encoder window in seconds. Whisper was trained on 30 s windows (the default); a shorter
+    # window (e.g. 10 s, grown to fit longer clips) cuts the encoder's cost several-fold on
+    # short queries at some risk to accuracy: docs/asr_benchmark.md measures both.
+    window_s: float = WINDOW_S
 
     def __post_init__(self) -> None:
         unknown = [lang for lang in self.languages if lang not in SUPPORTED_LANGUAGES]
@@ -83,6 +89,8 @@ class TranscriberConfig:
             raise ValueError("nbest and beam_size must be at least 1")
         if self.nbest > MAX_BEAM:
             raise ValueError(f"nbest must be at most {MAX_BEAM}")
+        if not 1.0 <= self.window_s <= WINDOW_S:
+            raise ValueError(f"window_s must be between 1 and {WINDOW_S} seconds")
 
 
 def reading_key(text: str) -> str:
@@ -256,11 +264,15 @@ class Transcriber:
         return ids
 
     def _encode(self, audios: Sequence[np.ndarray]):
-        """Log-mel features of each clip (first 30 s, padded), encoded in one batch.
-        Returns a StorageView (batch, 1500, d_model) on the model's device."""
+        """Log-mel features of each clip (first 30 s, padded to the window), encoded in one batch.
+        Returns a StorageView (batch, frames / 2, d_model) in host memory."""
         from faster_whisper.audio import pad_or_trim
 
         feats = []
+        longest = max(len(a) for a in audios) / SAMPLE_RATE
+        window_s = min(WINDOW_S, max(self.config.window_s, longest + WINDOW_MARGIN_S))
+        frames = WINDOW_FRAMES if window_s >= WINDOW_S else int(round(window_s * FRAMES_PER_S))
+        frames += frames % 2  # the encoder's stride-2 convolution halves the frame count
         for audio in audios:
             audio = np.asarray(audio, dtype=np.float32).reshape(-1)
             if audio.size == 0:
@@ -270,7 +282,7 @@ class Transcriber:
                     "audio is %.1f s; decoding the first %d s", audio.size / SAMPLE_RATE, WINDOW_S
                 )
                 audio = audio[: WINDOW_S * SAMPLE_RATE]
-            feats.append(pad_or_trim(self.feature_extractor(audio), WINDOW_FRAMES))
+            feats.append(pad_or_trim(self.feature_extractor(audio), frames))
         batch = np.ascontiguousarray(np.stack(feats).astype(np.float32))
         features = self._ct2.StorageView.from_array(batch)
         # to_cpu=True: we may slice rows for the wider-beam retry, which needs host memory.
