@@ -132,7 +132,7 @@ class Renderer:
 
     def _brand(self, p: Product, ctx: dict) -> Piece:
         # "onn.", "L.O.L. Surprise!": a span never ends in punctuation (ANNOTATION.md)
-        text = p.brand.strip(".!?,;: ")
+        text = p.brand.strip(".!?,;:' ")
         if self.rng.random() < ctx["p_mishear_brand"]:
             heard = mishear(text.lower(), self.rng, tuple(a.lower() for a in p.brand_aliases))
             if heard != text.lower():
