@@ -84,8 +84,11 @@ def _ms(since: float) -> float:
 class Pipeline:
     """The loaded stages. Thread-safe: the models keep no per-call state."""
 
-    def __init__(self, transcriber, reranker=None, parser=None, answerer=None, config=None):
+    def __init__(
+        self, transcriber, reranker=None, parser=None, answerer=None, config=None, inventory=None
+    ):
         self.config = config or PipelineConfig()
+        self.inventory = inventory  # assistant.inventory Inventory, for the store list
         self.transcriber = transcriber
         self.reranker = reranker
         self.parser = parser
@@ -104,6 +107,20 @@ class Pipeline:
             "nlu": name(self.parser),
             "answer": name(self.answerer),
         }
+
+    def stores(self) -> list[dict[str, str]]:
+        """[{"id", "name", "language"}] of the inventory's stores ([] when it is unreachable)."""
+        if self.inventory is None:
+            return []
+        try:
+            stores = self.inventory.stores()
+        except Exception as error:
+            log.warning("store list unavailable: %s", error)
+            return []
+        return [
+            {"id": s.id, "name": f"{s.id} · {s.name}", "language": s.language}
+            for s in stores.values()
+        ]
 
     def partial(self, audio: np.ndarray, language: str | None) -> tuple[str, str] | None:
         """Greedy decode of the utterance so far -> (text, language); None when skipped."""
@@ -207,8 +224,8 @@ def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
 
     transcriber = Transcriber(TranscriberConfig(nbest=config.nbest, cpu_threads=config.cpu_threads))
     reranker = _load_reranker() if config.rescore else None
-    parser, answerer = _load_nlu_and_answerer(config)
-    pipeline = Pipeline(transcriber, reranker, parser, answerer, config)
+    parser, answerer, inventory = _load_nlu_and_answerer(config)
+    pipeline = Pipeline(transcriber, reranker, parser, answerer, config, inventory)
     log.info("pipeline stages: %s", pipeline.describe())
     return pipeline
 
@@ -235,8 +252,8 @@ def _load_nlu_and_answerer(config: PipelineConfig):
         log.warning("no answer factory (%s): finals carry no answer", error)
     else:
         bundle = build_assistant(database_url=config.database_url)
-        return bundle.parser, bundle.answerer
-    return _load_parser(), None
+        return bundle.parser, bundle.answerer, bundle.inventory
+    return _load_parser(), None, None
 
 
 def _load_parser():

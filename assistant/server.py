@@ -176,6 +176,11 @@ class AssistantServer:
             if self.ready and hasattr(self.pipeline, "describe"):
                 body["stages"] = self.pipeline.describe()
             return _response(status, json.dumps(body).encode(), "application/json")
+        if path == "/stores":  # for the page's store selector
+            stores = (
+                self.pipeline.stores() if self.ready and hasattr(self.pipeline, "stores") else []
+            )
+            return _response(HTTPStatus.OK, json.dumps(stores).encode(), "application/json")
         if path == "/metrics":
             return _response(
                 HTTPStatus.OK, self.metrics.render().encode(), "text/plain; version=0.0.4"

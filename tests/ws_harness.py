@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -136,3 +137,26 @@ def fake_server(**config_overrides):
     with ServerThread(AssistantServer(config, pipeline=pipeline, vad_factory=EnergyVad)) as st:
         st.pipeline = pipeline
         yield st
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def fixture_rows() -> dict[str, dict]:
+    """fixtures.jsonl rows by file stem (en_01_tide_pods, ...)."""
+    path = FIXTURES / "fixtures.jsonl"
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {Path(r["file"]).stem: r for r in rows}
+
+
+def fixture_audio(stem: str) -> np.ndarray:
+    from asr.audio import decode_audio
+
+    row = fixture_rows().get(stem)
+    if row is None:
+        import pytest
+
+        pytest.skip(f"fixture {stem} missing from tests/fixtures")
+    return decode_audio(FIXTURES / row["file"])

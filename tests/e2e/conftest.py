@@ -1,0 +1,33 @@
+"""End-to-end fixtures: one real server (Whisper + rescorer + parser + answers) per test session.
+
+Whisper decodes cost 1-2 s each on a 2-core CPU, so the tests share one server and use few,
+short fixture clips.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ws_harness import ServerThread  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def e2e_pipeline(whisper_transcriber):
+    from assistant.pipeline import Pipeline, PipelineConfig, _load_nlu_and_answerer, _load_reranker
+
+    config = PipelineConfig()
+    parser, answerer, inventory = _load_nlu_and_answerer(config)
+    return Pipeline(whisper_transcriber, _load_reranker(), parser, answerer, config, inventory)
+
+
+@pytest.fixture(scope="session")
+def e2e_server(e2e_pipeline):
+    from assistant.server import AssistantServer, ServerConfig
+
+    with ServerThread(AssistantServer(ServerConfig(port=0), pipeline=e2e_pipeline)) as st:
+        yield st
