@@ -46,6 +46,8 @@ def test_config_rejects_bad_values():
         TranscriberConfig(nbest=0)
     with pytest.raises(ValueError):
         TranscriberConfig(device="tpu")
+    with pytest.raises(ValueError, match="window_s"):
+        TranscriberConfig(window_s=45)
 
 
 def test_nbest_shape_order_distinct(en_es_batch):
