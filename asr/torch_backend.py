@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +32,23 @@ N_FFT = 400  # 25 ms window
 HOP = 160  # 10 ms hop -> 100 frames/s
 WINDOW_S = 30  # Whisper's encoder always sees a 30 s window (3000 frames)
 LANGUAGES = ("en", "es")  # language detection is restricted to the two store languages
+MAX_BEAM = 32  # widest beam tried when merging case/punctuation variants leaves < N readings
+MAX_PROMPT_TOKENS = 223  # half of Whisper's 448-token context, as in openai/whisper
 
 
 @dataclass(frozen=True)
 class TorchTranscriberConfig:
-    """model_dir: converted folder (default: <cache home>/whisper-base-torch).
+    """How the PyTorch first pass runs; the fields shared with asr.transcriber.TranscriberConfig
+    mean the same (asr.backends.load_transcriber maps one onto the other).
+
+    model_dir: converted folder (default: <cache home>/whisper-base-torch).
     device: "auto" (cuda when available, else cpu), "cuda", "cuda:N" or "cpu".
     dtype: "auto" (float16 on CUDA, float32 on CPU), "float16", "bfloat16" or "float32".
-    beam_size / nbest: beams searched / distinct readings returned.
+    beam_size: beam width, widened to 2 * nbest when that is larger.
+    nbest: distinct readings returned per utterance.
+    language: "auto" (detect among `languages`) or a language code.
+    bias_terms: domain terms given to the decoder as previous text.
+    widen_beam: re-decode utterances left with < nbest readings with wider beams (up to 32).
     batch_size: utterances per tensor batch in nbest_batch (bounded by GPU memory).
     length_penalty, max_new_tokens: see asr.torch_beam.BeamOptions.
     """
@@ -46,21 +57,34 @@ class TorchTranscriberConfig:
     device: str = "auto"
     dtype: str = "auto"
     beam_size: int = 8
-    nbest: int = 8
+    nbest: int = 5
+    language: str = "auto"
+    languages: tuple[str, ...] = LANGUAGES
+    bias_terms: tuple[str, ...] = ()
+    widen_beam: bool = True
     batch_size: int = 32
     length_penalty: float = 1.0
-    max_new_tokens: int = 96
+    max_new_tokens: int = 128
 
     def __post_init__(self) -> None:
         if self.nbest < 1 or self.beam_size < 1 or self.batch_size < 1:
             raise ValueError("beam_size, nbest and batch_size must be >= 1")
+        if self.nbest > MAX_BEAM:
+            raise ValueError(f"nbest must be at most {MAX_BEAM}")
         if self.dtype not in ("auto", "float16", "bfloat16", "float32"):
             raise ValueError(f"dtype {self.dtype!r}: use auto, float16, bfloat16 or float32")
+        if not self.languages or any(lang not in LANGUAGES for lang in self.languages):
+            raise ValueError(f"languages must be among {LANGUAGES}, got {self.languages}")
+        if self.language != "auto" and self.language not in self.languages:
+            raise ValueError(f"unknown language {self.language!r}: use auto or {self.languages}")
 
 
-def _normalize_text(text: str) -> str:
-    """Key used to merge readings that differ only in case, punctuation or spacing."""
-    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+def reading_key(text: str) -> str:
+    """What two hypotheses must share to count as one reading (the same rule as
+    asr.transcriber.reading_key, repeated so this module needs no faster-whisper/av)."""
+    text = unicodedata.normalize("NFC", text).casefold()
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+    return re.sub(r"\s+", " ", text).strip()
 
 
 class TorchTranscriber:
@@ -101,8 +125,8 @@ class TorchTranscriber:
         # task, timestamps): a transcript without timestamps never needs them.
         specials = range(eot + 1, self.model.config.vocab_size)
         self.options = BeamOptions(
-            beam_size=max(config.beam_size, config.nbest),
-            num_hypotheses=config.beam_size,
+            beam_size=max(config.beam_size, 2 * config.nbest),
+            num_hypotheses=max(config.beam_size, 2 * config.nbest),
             max_new_tokens=config.max_new_tokens,
             length_penalty=config.length_penalty,
             suppress_ids=tuple(sorted(set(ct2_config.get("suppress_ids", [])) | set(specials))),
@@ -110,6 +134,8 @@ class TorchTranscriber:
             eot_id=eot,
         )
         self._sot = self._token("<|startoftranscript|>")
+        self._sot_prev = self._token("<|startofprev|>")
+        self._bias = self._encode_bias(config.bias_terms)
         self._task = (self._token("<|transcribe|>"), self._token("<|notimestamps|>"))
         self._lang_ids = {lang: self._token(f"<|{lang}|>") for lang in LANGUAGES}
         from transformers.audio_utils import mel_filter_bank
@@ -156,69 +182,140 @@ class TorchTranscriber:
         return out
 
     def _detect(self, encoder_out) -> list[tuple[str, float]]:
-        """Most likely of LANGUAGES per utterance, with its probability among them."""
+        """Most likely of the configured languages per utterance, with its probability among
+        them (softmax over their logits = probabilities renormalized over that set)."""
         import torch
 
         prompt = torch.full((encoder_out.shape[0], 1), self._sot, device=self.device)
         hidden = self.model.model.decoder(
             input_ids=prompt, encoder_hidden_states=encoder_out
         ).last_hidden_state[:, -1]
-        logits = self.model.proj_out(hidden).float()[:, list(self._lang_ids.values())]
+        langs = self.config.languages
+        logits = self.model.proj_out(hidden).float()[:, [self._lang_ids[lang] for lang in langs]]
         probs = torch.softmax(logits, dim=-1).cpu().numpy()
-        return [(LANGUAGES[int(p.argmax())], float(p.max())) for p in probs]
+        return [(langs[int(p.argmax())], float(p.max())) for p in probs]
 
-    def nbest(self, audio: np.ndarray, language: str | None = None) -> NBest:
-        """N-best of one utterance: float32 mono 16 kHz samples in [-1, 1]; language "en",
-        "es", or None/"auto" to detect among them."""
-        return self.nbest_batch([audio], [language])[0]
+    def _encode_bias(self, terms: Sequence[str]) -> list[int]:
+        text = ", ".join(t.strip() for t in terms if t.strip())
+        if not text:
+            return []
+        ids = self.tokenizer.encode(" " + text, add_special_tokens=False).ids
+        return ids[:MAX_PROMPT_TOKENS]
+
+    def nbest(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        nbest: int | None = None,
+        bias_terms: Sequence[str] | None = None,
+    ) -> NBest:
+        """Distinct readings of one utterance, best first.
+
+        audio: float32 mono 16 kHz samples, shape (samples,); only the first 30 s are decoded.
+        language: "en", "es", "auto" or None (the config's language).
+        bias_terms: overrides the config's domain terms for this call (() for none).
+        """
+        return self.nbest_batch([audio], [language], nbest=nbest, bias_terms=bias_terms)[0]
 
     def nbest_batch(
-        self, audios: Sequence[np.ndarray], languages: Sequence[str | None] | None = None
+        self,
+        audios: Sequence[np.ndarray],
+        languages: Sequence[str | None] | None = None,
+        nbest: int | None = None,
+        bias_terms: Sequence[str] | None = None,
     ) -> list[NBest]:
-        """N-best of many utterances, decoded `config.batch_size` at a time."""
+        """`nbest` for many utterances, decoded `config.batch_size` at a time as one tensor
+        batch each (encoder, language detection, beam search). One NBest per input, in order."""
         languages = list(languages) if languages is not None else [None] * len(audios)
         if len(languages) != len(audios):
-            raise ValueError("one language (or None) per audio")
+            raise ValueError("languages must have one entry per audio")
+        n = nbest or self.config.nbest
+        if not 1 <= n <= MAX_BEAM:
+            raise ValueError(f"nbest must be between 1 and {MAX_BEAM}")
+        wanted = [self._check_language(lang) for lang in languages]
+        bias = self._bias if bias_terms is None else self._encode_bias(bias_terms)
         results: list[NBest] = []
         step = self.config.batch_size
         for start in range(0, len(audios), step):
-            results.extend(
-                self._decode(audios[start : start + step], languages[start : start + step])
-            )
+            chunk = slice(start, start + step)
+            results.extend(self._decode(audios[chunk], wanted[chunk], n, bias))
         return results
 
-    def _decode(self, audios: Sequence[np.ndarray], languages: Sequence[str | None]) -> list[NBest]:
+    def _check_language(self, language: str | None) -> str:
+        language = language or self.config.language
+        if language != "auto" and language not in self.config.languages:
+            raise ValueError(
+                f"unknown language {language!r}: use auto, {', '.join(self.config.languages)}"
+            )
+        return language
+
+    def _decode(
+        self, audios: Sequence[np.ndarray], wanted: list[str], n: int, bias: list[int]
+    ) -> list[NBest]:
         import torch
 
-        for language in languages:
-            if language not in (None, "auto", *LANGUAGES):
-                raise ValueError(f"language {language!r}: use one of {LANGUAGES} or auto")
+        for audio in audios:
+            if np.asarray(audio).size == 0:
+                raise ValueError("empty audio: nothing to transcribe")
         started = time.perf_counter()
         with torch.inference_mode():
             feats = self.features(audios).to(self.dtype)
             encoder_out = self.model.model.encoder(feats).last_hidden_state
-            todo = [i for i, lang in enumerate(languages) if lang in (None, "auto")]
-            chosen = {i: (lang, 1.0) for i, lang in enumerate(languages) if i not in todo}
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            encode_s = time.perf_counter() - started
+            todo = [i for i, lang in enumerate(wanted) if lang == "auto"]
+            chosen = {i: (lang, 1.0) for i, lang in enumerate(wanted) if lang != "auto"}
             if todo:
                 chosen.update(zip(todo, self._detect(encoder_out[todo]), strict=True))
+            prefix = [self._sot_prev, *bias] if bias else []
             prompts = np.array(
-                [[self._sot, self._lang_ids[chosen[i][0]], *self._task] for i in range(len(audios))]
+                [
+                    [*prefix, self._sot, self._lang_ids[chosen[i][0]], *self._task]
+                    for i in range(len(audios))
+                ]
             )
-            beams = beam_search(self.model, encoder_out, prompts, self.options)
-        elapsed = time.perf_counter() - started
+            beam = self.options.beam_size
+            readings = [
+                self._readings(r)
+                for r in beam_search(self.model, encoder_out, prompts, self.options)
+            ]
+            # Merging variants may leave fewer than n readings: decode those utterances
+            # again with a wider beam, as the CTranslate2 path does.
+            while self.config.widen_beam and beam < MAX_BEAM:
+                short = [i for i, r in enumerate(readings) if len(r) < n]
+                if not short:
+                    break
+                beam = min(MAX_BEAM, beam * 2)
+                options = replace(self.options, beam_size=beam, num_hypotheses=beam)
+                wider = beam_search(self.model, encoder_out[short], prompts[short], options)
+                for i, result in zip(short, wider, strict=True):
+                    readings[i] = self._readings(result)
+        total_s = time.perf_counter() - started
         return [
-            self._to_nbest(results, *chosen[i], len(audio) / SAMPLE_RATE, elapsed)
-            for i, (results, audio) in enumerate(zip(beams, audios, strict=True))
+            NBest(
+                tuple(hyps[:n]),
+                language=chosen[i][0],
+                language_prob=chosen[i][1],
+                duration_s=len(audio) / SAMPLE_RATE,
+                extra={
+                    "backend": "torch",
+                    "encode_s": encode_s,
+                    "asr_s": total_s,
+                    "batch": len(audios),
+                    "beam": beam,
+                },
+            )
+            for i, (hyps, audio) in enumerate(zip(readings, audios, strict=True))
         ]
 
-    def _to_nbest(
-        self, results, language: str, prob: float, duration: float, elapsed: float
-    ) -> NBest:
+    def _readings(self, results) -> list[Hypothesis]:
+        """Distinct readings of one utterance's finished beams, best score first."""
         hypotheses, seen = [], set()
         for result in results:
             text = self.tokenizer.decode(list(result.token_ids)).strip()
-            key = _normalize_text(text)
-            if not text or key in seen:
+            key = reading_key(text)
+            if not key or key in seen:
                 continue
             seen.add(key)
             hypotheses.append(
@@ -230,12 +327,4 @@ class TorchTranscriber:
                     score=result.score,
                 )
             )
-            if len(hypotheses) == self.config.nbest:
-                break
-        return NBest(
-            tuple(hypotheses),
-            language=language,
-            language_prob=prob,
-            duration_s=duration,
-            extra={"backend": "torch", "batch_decode_s": elapsed},
-        )
+        return hypotheses

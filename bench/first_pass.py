@@ -1,0 +1,275 @@
+"""First-pass benchmark: latency and real-time factor at batch 1 and batched, per backend,
+and a concurrent-streams simulation of the server's final batching on one model.
+
+    python -m bench.first_pass --backend ctranslate2 --device cpu --out docs/gpu_benchmark_cpu.json
+    python -m bench.first_pass --backend torch --device cuda --dtype float16 bfloat16 \
+        --torch-model DIR --out OUT.json            # on the GPU machine
+
+Reads the committed fixtures (tests/fixtures, 16 kHz mono WAV) with the standard library, so
+the GPU machine needs only torch, transformers and tokenizers. Every figure is wall-clock
+time after one warm-up call; RTF = decode time / audio duration (lower is faster).
+
+Streams simulation (--streams): N streams each speak a fixture clip, wait `think` seconds
+(uniform 1-4 s), speak again; a final arrives when a clip ends. One worker serves finals as
+the server's FinalBatcher does: it takes every final that has arrived (up to --max-batch),
+after waiting --batch-wait-ms for more, and decodes them in one nbest_batch call. Final
+latency = decode end - clip end (what the user waits after end of speech, first pass only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import platform
+import random
+import statistics
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def machine() -> str:
+    """CPU model and cores, memory, GPU name: the line each result row carries."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gb = 0.0
+    gpu = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        gpu = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    return f"{cpu}, {os.cpu_count()} cores, {mem_gb:.0f} GB" + (
+        f", GPU {gpu}" if gpu else ", no GPU"
+    )
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """16-bit mono 16 kHz WAV -> float32 [-1, 1] (the fixtures' format; checked)."""
+    with wave.open(str(path)) as handle:
+        if (handle.getframerate(), handle.getnchannels(), handle.getsampwidth()) != (16000, 1, 2):
+            raise ValueError(f"{path}: expected 16 kHz mono 16-bit PCM")
+        pcm = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
+    return pcm.astype(np.float32) / 32768.0
+
+
+def load_fixtures(root: Path = FIXTURES) -> list[dict]:
+    rows = [
+        json.loads(line)
+        for line in (root / "fixtures.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    for row in rows:
+        row["audio"] = read_wav(root / row["file"])
+    return rows
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def build(backend: str, device: str, dtype: str, nbest: int, torch_model: Path | None):
+    if backend == "torch":
+        from asr.torch_backend import TorchTranscriber, TorchTranscriberConfig
+
+        return TorchTranscriber(
+            TorchTranscriberConfig(
+                model_dir=torch_model, device=device, dtype=dtype, nbest=nbest, batch_size=64
+            )
+        )
+    from asr.transcriber import Transcriber, TranscriberConfig
+
+    return Transcriber(TranscriberConfig(device=device, nbest=nbest))
+
+
+def bench_single(model, rows: list[dict]) -> dict:
+    """Batch 1 over every fixture (language given): latency and RTF percentiles."""
+    model.nbest(rows[0]["audio"], rows[0]["language"])  # warm-up
+    lat, rtf, per_lang = [], [], {"en": [], "es": []}
+    for row in rows:
+        started = time.perf_counter()
+        model.nbest(row["audio"], row["language"])
+        seconds = time.perf_counter() - started
+        lat.append(seconds)
+        rtf.append(seconds / (len(row["audio"]) / 16000))
+        per_lang[row["language"]].append(seconds)
+    return {
+        "clips": len(rows),
+        "latency_p50_ms": 1000 * pct(lat, 50),
+        "latency_p95_ms": 1000 * pct(lat, 95),
+        "rtf_p50": pct(rtf, 50),
+        "latency_p50_ms_en": 1000 * pct(per_lang["en"], 50),
+        "latency_p50_ms_es": 1000 * pct(per_lang["es"], 50),
+        "mean_audio_s": float(np.mean([len(r["audio"]) / 16000 for r in rows])),
+    }
+
+
+def bench_batched(model, rows: list[dict], sizes: list[int], repeats: int) -> list[dict]:
+    """One nbest_batch call of B clips (fixtures cycled): wall time, RTF, clips per second."""
+    out = []
+    for size in sizes:
+        batch = [rows[i % len(rows)] for i in range(size)]
+        audios, langs = [r["audio"] for r in batch], [r["language"] for r in batch]
+        model.nbest_batch(audios[: min(size, 4)], langs[: min(size, 4)])  # warm-up
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model.nbest_batch(audios, langs)
+            times.append(time.perf_counter() - started)
+        wall = statistics.median(times)
+        audio_s = sum(len(a) for a in audios) / 16000
+        out.append(
+            {
+                "batch": size,
+                "wall_ms": 1000 * wall,
+                "rtf": wall / audio_s,
+                "clips_per_s": size / wall,
+                "audio_s_per_s": audio_s / wall,
+            }
+        )
+        log.info("batch %d: %.0f ms", size, 1000 * wall)
+    return out
+
+
+def simulate_streams(
+    model,
+    rows: list[dict],
+    streams: int,
+    duration_s: float,
+    batch_wait_ms: float,
+    max_batch: int,
+    seed: int = 0,
+) -> dict:
+    """Concurrent streams against one model with the server's batching policy (see module doc).
+
+    Arrival times are drawn up front (seeded); the worker runs in real time on this thread.
+    """
+    rng = random.Random(seed)
+    arrivals = []  # (end of speech time, row)
+    for _s in range(streams):
+        t = rng.uniform(0, 4.0)
+        while True:
+            row = rows[rng.randrange(len(rows))]
+            t += len(row["audio"]) / 16000
+            if t > duration_s:
+                break
+            arrivals.append((t, row))
+            t += rng.uniform(1.0, 4.0)
+    arrivals.sort(key=lambda a: a[0])
+    latencies, batches, i = [], [], 0
+    start = time.perf_counter()
+    while i < len(arrivals):
+        now = time.perf_counter() - start
+        if arrivals[i][0] > now:
+            time.sleep(min(arrivals[i][0] - now, 0.05))
+            continue
+        time.sleep(batch_wait_ms / 1000)
+        now = time.perf_counter() - start
+        j = i
+        while j < len(arrivals) and arrivals[j][0] <= now and j - i < max_batch:
+            j += 1
+        chunk = arrivals[i:j]
+        model.nbest_batch([r["audio"] for _, r in chunk], [r["language"] for _, r in chunk])
+        done = time.perf_counter() - start
+        latencies.extend(done - t for t, _ in chunk)
+        batches.append(len(chunk))
+        i = j
+    wall = time.perf_counter() - start
+    audio = sum(len(r["audio"]) for _, r in arrivals) / 16000
+    return {
+        "streams": streams,
+        "finals": len(latencies),
+        "final_p50_ms": 1000 * pct(latencies, 50),
+        "final_p95_ms": 1000 * pct(latencies, 95),
+        "final_max_ms": 1000 * max(latencies, default=float("nan")),
+        "mean_batch": float(np.mean(batches)) if batches else 0.0,
+        "max_batch_seen": max(batches, default=0),
+        "simulated_s": duration_s,
+        "wall_s": wall,
+        "kept_up": wall < duration_s + 2.0,
+        "audio_s": audio,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=("ctranslate2", "torch"), default="ctranslate2")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", nargs="+", default=["auto"], help="torch dtypes to measure")
+    parser.add_argument("--torch-model", type=Path, default=None)
+    parser.add_argument("--nbest", type=int, default=5)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--streams", type=int, nargs="*", default=[1, 4, 16, 64])
+    parser.add_argument("--stream-seconds", type=float, default=20.0)
+    parser.add_argument("--batch-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N fixtures")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.backend == "ctranslate2" and args.device == "cpu":
+        try:
+            import torch  # noqa: F401 - only so that torch's threads don't fight CTranslate2's
+
+            torch.set_num_threads(1)
+        except ImportError:
+            pass
+    rows = load_fixtures()
+    if args.limit:
+        rows = rows[: args.limit]
+    results = {
+        "machine": machine(),
+        "command": "python -m bench.first_pass " + " ".join(argv or []),
+        "runs": [],
+    }
+    dtypes = (
+        args.dtype if args.backend == "torch" else ["int8" if args.device == "cpu" else "float16"]
+    )
+    for dtype in dtypes:
+        model = build(args.backend, args.device, dtype, args.nbest, args.torch_model)
+        run = {"backend": args.backend, "device": args.device, "dtype": dtype, "nbest": args.nbest}
+        run["single"] = bench_single(model, rows)
+        log.info("%s %s single: %s", args.backend, dtype, run["single"])
+        run["batched"] = bench_batched(model, rows, args.batch_sizes, args.repeats)
+        run["streams"] = []
+        for n in args.streams if dtype == dtypes[0] else []:
+            sim = simulate_streams(
+                model, rows, n, args.stream_seconds, args.batch_wait_ms, args.max_batch
+            )
+            log.info("streams %d: %s", n, sim)
+            run["streams"].append(sim)
+        results["runs"].append(run)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps(results, indent=2)
+        )  # after each run: partial results survive
+        del model
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
