@@ -8,6 +8,10 @@ Push audio in, poll events out, as ufal/whisper_streaming does:
         ...                           # Partial(...) or Endpoint(...)
     policy.finish()                   # end of stream: the utterance in progress, if any
 
+A server does not want VAD to wait for a decode: it calls push() + take_events() for the
+endpoints, and runs the partial decodes itself in the background with partial_job() and
+apply_partial(), which apply the same policy.
+
 An utterance starts when the VAD says speech for `min_speech_ms` and ends after
 `endpoint_silence_ms` of silence (or at `max_utterance_s`, or at `finish`). Its audio,
 padded with `speech_pad_ms` either side, comes out in an `Endpoint` for the final decode,
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -68,6 +73,15 @@ class Partial:
 
 
 @dataclass(frozen=True)
+class PartialJob:
+    """A partial decode to run: the utterance so far (float32 [n], 16 kHz)."""
+
+    utterance: int
+    audio: np.ndarray = field(repr=False)
+    language: str | None
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """An utterance ended; `audio` (float32 [n], 16 kHz) goes to the final decode.
 
@@ -104,7 +118,11 @@ def agreed_prefix(previous: list[str], current: list[str]) -> list[str]:
 
 
 class StreamingPolicy:
-    """One stream's VAD state machine and partial-text policy. Not thread-safe: one caller."""
+    """One stream's VAD state machine and partial-text policy.
+
+    push/poll/finish belong to one caller; partial_job/apply_partial may run on another thread
+    (a server decodes partials in the background so endpointing never waits for them).
+    """
 
     def __init__(
         self,
@@ -131,6 +149,8 @@ class StreamingPolicy:
         self._history: list[np.ndarray] = []  # recent windows while idle (pre-roll + onset)
         self._events: list[Partial | Endpoint] = []
         self._onset_run = 0  # consecutive speech-ish windows while idle
+        # push() may run in a worker thread while apply_partial() runs on an event loop.
+        self._lock = threading.RLock()
         self.utterance = 0  # index of the next/current utterance
         self._reset_utterance()
         self._in_speech = False
@@ -149,14 +169,21 @@ class StreamingPolicy:
             return
         windows = buf[:n].reshape(-1, WINDOW)
         probs = self.vad.speech_probs(windows)
-        for window, prob in zip(windows, probs, strict=True):
-            self._step(window, float(prob))
+        with self._lock:
+            for window, prob in zip(windows, probs, strict=True):
+                self._step(window, float(prob))
 
     def poll(self) -> list[Partial | Endpoint]:
-        """Events since the last poll; runs at most one partial decode when one is due."""
-        if self._in_speech and self._partial_due():
+        """Events since the last poll; runs at most one partial decode when one is due
+        (synchronously, with `partial_decoder`; see partial_job() for the async way)."""
+        if self.partial_decoder is not None:
             self._decode_partial()
-        events, self._events = self._events, []
+        return self.take_events()
+
+    def take_events(self) -> list[Partial | Endpoint]:
+        """Events since the last call, without decoding anything."""
+        with self._lock:
+            events, self._events = self._events, []
         return events
 
     def finish(self) -> list[Partial | Endpoint]:
@@ -166,10 +193,10 @@ class StreamingPolicy:
             tail[: len(self._pending)] = self._pending
             self._pending = np.zeros(0, dtype=np.float32)
             self.push(tail)
-        if self._in_speech:
-            self._end_utterance("stop", trim=False)
-        events, self._events = self._events, []
-        return events
+        with self._lock:
+            if self._in_speech:
+                self._end_utterance("stop", trim=False)
+        return self.take_events()
 
     @property
     def in_speech(self) -> bool:
@@ -249,32 +276,51 @@ class StreamingPolicy:
     # -- partial text -------------------------------------------------------------------
 
     def _partial_due(self) -> bool:
-        if not (self.config.partials and self.partial_decoder):
+        if not (self.config.partials and self._in_speech):
             return False
         new_s = (len(self._audio) - self._decoded_at) * self._win_s
         return new_s >= self.config.partial_interval_s
 
+    def partial_job(self) -> PartialJob | None:
+        """The audio to decode for a partial, when one is due (for callers that decode
+        asynchronously, so that VAD and endpointing never wait for a decode)."""
+        with self._lock:
+            if not self._partial_due():
+                return None
+            self._decoded_at = len(self._audio)
+            return PartialJob(self.utterance, np.concatenate(self._audio), self._utt_language)
+
+    def apply_partial(self, job: PartialJob, text: str, language: str) -> Partial | None:
+        """Local agreement on a finished decode of `job`; the new stable text, if it grew.
+        A decode that comes back after its utterance ended is dropped."""
+        with self._lock:
+            if job.utterance != self.utterance or not self._in_speech:
+                return None
+            # Settle the partials' language once a decode has seen enough audio to detect it
+            # reliably: later partials skip detection and do not switch language mid-utterance.
+            if self._utt_language is None and len(job.audio) >= SETTLE_LANGUAGE_S * SAMPLE_RATE:
+                self._utt_language = language
+            words = text.split()
+            agreed = agreed_prefix(self._previous_words, words)
+            self._previous_words = words
+            # Committed words are final for the client: extend them only when the new
+            # agreement starts with them, never rewrite them.
+            n = len(self._committed)
+            if len(agreed) > n and agreed_prefix(self._committed, agreed[:n]) == agreed[:n]:
+                self._committed = self._committed + agreed[n:]
+                return Partial(self.utterance, " ".join(self._committed))
+            return None
+
     def _decode_partial(self) -> None:
-        self._decoded_at = len(self._audio)
-        audio = np.concatenate(self._audio)
+        job = self.partial_job()
+        if job is None:
+            return
         try:
-            decoded = self.partial_decoder(audio, self._utt_language)
+            decoded = self.partial_decoder(job.audio, job.language)
         except Exception:  # a failed partial must not end the stream; the final decides
             log.exception("partial decode failed")
             return
-        if decoded is None:
-            return
-        text, language = decoded
-        # Settle the partials' language once a decode has seen enough audio to detect it
-        # reliably: later partials skip detection and do not switch language mid-utterance.
-        if self._utt_language is None and len(audio) >= SETTLE_LANGUAGE_S * SAMPLE_RATE:
-            self._utt_language = language
-        words = text.split()
-        agreed = agreed_prefix(self._previous_words, words)
-        self._previous_words = words
-        # Committed words are final for the client: extend them only when the new agreement
-        # starts with them, never rewrite them.
-        n = len(self._committed)
-        if len(agreed) > n and agreed_prefix(self._committed, agreed[:n]) == agreed[:n]:
-            self._committed = self._committed + agreed[n:]
-            self._events.append(Partial(self.utterance, " ".join(self._committed)))
+        if decoded is not None:
+            event = self.apply_partial(job, *decoded)
+            if event is not None:
+                self._events.append(event)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asr.audio import StreamResampler
-from asr.streaming import Endpoint, Partial, StreamingConfig, StreamingPolicy
+from asr.streaming import Endpoint, StreamingConfig, StreamingPolicy
 from assistant import events
 from assistant.events import CLOSE_FOR, ErrorCode
 from assistant.metrics import Metrics
@@ -150,6 +150,9 @@ class Session:
         self._started = False
         self._stopping = False
         self._processing = False  # the worker is handling audio or waiting for a final
+        self._final_chain: asyncio.Task | None = None  # the latest utterance's final task
+        self._tasks: set[asyncio.Task] = set()  # finals in flight
+        self._partial_task: asyncio.Task | None = None
         self.sample_rate = 16_000
 
     # -- sending -------------------------------------------------------------------------
@@ -178,7 +181,7 @@ class Session:
     @property
     def busy(self) -> bool:
         """Audio or a final still in the works (idle timeout does not apply)."""
-        return self._processing or not self._queue.empty()
+        return self._processing or not self._queue.empty() or bool(self._tasks)
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -327,12 +330,15 @@ class Session:
                 if chunks:
                     data = b"".join(chunks)
                     audio = self._resampler.push(data)
-                    found = await asyncio.to_thread(self._push_poll, audio)
+                    found = await asyncio.to_thread(self._push, audio)
                     self._queued_samples -= len(data) // 2
-                    await self._handle(found)
+                    self._handle(found)
+                    self._maybe_partial()
                 if stop:
                     found = await asyncio.to_thread(self._finish)
-                    await self._handle(found)
+                    self._handle(found)
+                    if self._final_chain is not None:
+                        await self._final_chain  # every final before `end`
                     await self.send(events.end())
                     self._started = self._stopping = self._processing = False
                     return
@@ -345,28 +351,56 @@ class Session:
             )
             self._started = self._stopping = self._processing = False
 
-    def _push_poll(self, audio: np.ndarray) -> list:
+    def _push(self, audio: np.ndarray) -> list:
         self._policy.push(audio)
-        return self._policy.poll()
+        return self._policy.take_events()
 
     def _finish(self) -> list:
         self._policy.push(self._resampler.flush())
-        return self._policy.poll() + self._policy.finish()
+        return self._policy.finish()
 
-    async def _handle(self, found: list) -> None:
+    def _handle(self, found: list) -> None:
+        """Endpoints become final tasks chained in utterance order; they do not block the
+        audio loop, so the next utterance is endpointed while this one is decoded."""
         for event in found:
-            if isinstance(event, Partial):
-                self.metrics.partial()
-                await self.send(events.partial(event.utterance, event.text))
-            elif isinstance(event, Endpoint):
-                await self._final(event)
+            if isinstance(event, Endpoint):
+                task = asyncio.get_running_loop().create_task(self._final(event, self._final_chain))
+                self._final_chain = task
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
-    async def _final(self, endpoint: Endpoint) -> None:
+    def _maybe_partial(self) -> None:
+        """Start a background partial decode when one is due and none is running."""
+        if self._partial_task is not None and not self._partial_task.done():
+            return
+        job = self._policy.partial_job()
+        if job is not None:
+            self._partial_task = asyncio.get_running_loop().create_task(self._partial(job))
+
+    async def _partial(self, job) -> None:
+        try:
+            decoded = await asyncio.to_thread(self.pipeline.partial, job.audio, job.language)
+        except Exception:  # a failed partial is not worth an error: the final decides
+            log.exception("partial decode failed")
+            return
+        if decoded is None:
+            return
+        event = self._policy.apply_partial(job, *decoded)
+        if event is not None:
+            self.metrics.partial()
+            await self.send(events.partial(event.utterance, event.text))
+
+    async def _final(self, endpoint: Endpoint, previous: asyncio.Task | None) -> None:
         language = endpoint.language or (None if self.language == "auto" else self.language)
         request = FinalRequest(endpoint.audio, language, self.store)
         try:
             result, wait_ms = await self.batcher.submit(request)
         except Exception:
+            result = None
+        if previous is not None:  # send in utterance order
+            with contextlib.suppress(Exception):
+                await previous
+        if result is None:
             await self.error(
                 ErrorCode.PIPELINE,
                 "could not transcribe this utterance; try again",
@@ -401,7 +435,8 @@ class Session:
     async def dispose(self) -> None:
         """Connection gone: stop work for this session (a queued final is dropped)."""
         self.closed = True
-        if self._worker is not None and not self._worker.done():
-            self._worker.cancel()
-            with contextlib.suppress(BaseException):
-                await self._worker
+        for task in [self._worker, self._partial_task, *self._tasks]:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
