@@ -143,17 +143,16 @@ def cmd_teacher(args: argparse.Namespace) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
-    from safetensors.torch import save_file
+    from safetensors.torch import save_model
 
-    save_file(
-        {k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors")
-    )
+    # save_model: the MLM decoder shares its weight with the word embeddings.
+    save_model(model, str(out / "model.safetensors"))
     log.info("teacher saved in %s", out)
 
 
 def load_teacher(device: str):
     import torch
-    from safetensors.torch import load_file
+    from safetensors.torch import load_model
     from tokenizers import Tokenizer
 
     from rescoring.model import new_teacher
@@ -161,8 +160,7 @@ def load_teacher(device: str):
     d = WORK / "teacher"
     cfg = EncoderConfig(**{**json.loads((d / "config.json").read_text()), "keep": ()})
     model = new_teacher(cfg)
-    model.load_state_dict(load_file(str(d / "model.safetensors")), strict=False)
-    model.tie_weights()
+    load_model(model, str(d / "model.safetensors"))
     model.to(device).eval()
     torch.set_grad_enabled(False)
     return model, Tokenizer.from_file(str(d / "tokenizer.json")), cfg
