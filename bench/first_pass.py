@@ -27,6 +27,7 @@ import platform
 import random
 import statistics
 import subprocess
+import sys
 import time
 import wave
 from pathlib import Path
@@ -242,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = rows[: args.limit]
     results = {
         "machine": machine(),
-        "command": "python -m bench.first_pass " + " ".join(argv or []),
+        "command": "python -m bench.first_pass "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "runs": [],
     }
     dtypes = (
