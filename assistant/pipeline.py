@@ -36,6 +36,9 @@ class PipelineConfig:
     rescore: bool = True  # use the committed RescoreBERT when it is there
     cpu_threads: int = 0  # CTranslate2 threads; 0: the transcriber's default
     partial_beam: int = 1  # greedy partial decodes: a third of the cost of beam 8 on CPU
+    # Re-decoding with beams up to 32 to fill nbest readings costs several decodes per final;
+    # a live answer takes the readings one beam gives.
+    widen_beam: bool = False
     database_url: str | None = None  # None: assistant.paths.database_url()
 
 
@@ -97,6 +100,9 @@ class Pipeline:
         # Finals first: a partial decode is skipped while a final batch runs (they would
         # share the same two cores, and the final is what the associate waits for).
         self._finals_running = threading.Event()
+        # One partial decode at a time across all sessions: partials are a courtesy, and N
+        # concurrent ones would starve the finals on a small CPU.
+        self._partial_slot = threading.Lock()
 
     def describe(self) -> dict[str, str | None]:
         """Which implementation serves each stage (for /healthz and the log)."""
@@ -124,9 +130,12 @@ class Pipeline:
 
     def partial(self, audio: np.ndarray, language: str | None) -> tuple[str, str] | None:
         """Greedy decode of the utterance so far -> (text, language); None when skipped."""
-        if self._finals_running.is_set():
+        if self._finals_running.is_set() or not self._partial_slot.acquire(blocking=False):
             return None
-        nbest = self._partial_transcriber.nbest(audio, language, nbest=1)
+        try:
+            nbest = self._partial_transcriber.nbest(audio, language, nbest=1)
+        finally:
+            self._partial_slot.release()
         return nbest.text, nbest.language
 
     def finals(self, requests: list[FinalRequest]) -> list[FinalResult]:
@@ -222,7 +231,11 @@ def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
     config = config or PipelineConfig()
     from asr.transcriber import Transcriber, TranscriberConfig
 
-    transcriber = Transcriber(TranscriberConfig(nbest=config.nbest, cpu_threads=config.cpu_threads))
+    transcriber = Transcriber(
+        TranscriberConfig(
+            nbest=config.nbest, cpu_threads=config.cpu_threads, widen_beam=config.widen_beam
+        )
+    )
     reranker = _load_reranker() if config.rescore else None
     parser, answerer, inventory = _load_nlu_and_answerer(config)
     pipeline = Pipeline(transcriber, reranker, parser, answerer, config, inventory)

@@ -109,6 +109,10 @@ async def stream_session(
                     on_event(event)
                 if event.get("type") == "end" or event.get("fatal"):
                     return
+                if event.get("type") == "error" and not any(
+                    e.get("type") == "ready" for e in log.events
+                ):
+                    return  # the start was refused: nothing more will come
         except ConnectionClosed:
             return
 

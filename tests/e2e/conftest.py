@@ -6,6 +6,8 @@ short fixture clips.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -22,7 +24,10 @@ def e2e_pipeline(whisper_transcriber):
 
     config = PipelineConfig()
     parser, answerer, inventory = _load_nlu_and_answerer(config)
-    return Pipeline(whisper_transcriber, _load_reranker(), parser, answerer, config, inventory)
+    # The shared model with the server's settings (no beam widening), no second load.
+    transcriber = copy.copy(whisper_transcriber)
+    transcriber.config = dataclasses.replace(transcriber.config, widen_beam=config.widen_beam)
+    return Pipeline(transcriber, _load_reranker(), parser, answerer, config, inventory)
 
 
 @pytest.fixture(scope="session")
