@@ -1,0 +1,86 @@
+"""Pipeline wiring without Whisper: a stub first pass, the real parser and answerer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asr.nbest import Hypothesis, NBest
+from assistant.pipeline import FinalRequest, Pipeline
+
+
+class StubTranscriber:
+    """nbest_batch returns fixed readings; records batch sizes."""
+
+    def __init__(self, texts: list[str], language: str = "en") -> None:
+        self.texts, self.language, self.batches = texts, language, []
+
+    def nbest_batch(self, audios, languages, nbest=None):
+        self.batches.append(len(audios))
+        hyps = tuple(
+            Hypothesis(t, asr_score=-0.1 * (i + 1), score=-0.1 * (i + 1))
+            for i, t in enumerate(self.texts)
+        )
+        return [
+            NBest(hyps, lang or self.language, 1.0, len(a) / 16000)
+            for a, lang in zip(audios, languages, strict=True)
+        ]
+
+    def nbest(self, audio, language=None, nbest=None):
+        return self.nbest_batch([audio], [language], nbest)[0]
+
+
+class BrokenReranker:
+    def rank(self, nbest):
+        raise RuntimeError("onnx exploded")
+
+
+def request(language=None):
+    return FinalRequest(np.zeros(16000, np.float32), language, "1")
+
+
+def test_finals_batch_and_shape():
+    from nlu.baseline import BaselineParser
+
+    stub = StubTranscriber(["where can I find tide pods", "where can I find tied pods"])
+    pipeline = Pipeline(stub, BrokenReranker(), BaselineParser())
+    results = pipeline.finals([request("en"), request("en"), request(None)])
+    assert stub.batches == [3]  # one first-pass call for the whole batch
+    body = results[0].to_dict()
+    assert body["text"] == "where can I find tide pods"  # first-pass order kept (reranker failed)
+    assert body["first_pass_text"] == body["text"]
+    assert body["intent"]["name"] == "find_product"
+    assert [h["text"] for h in body["nbest"]] == stub.texts
+    assert body["answer"] is None and results[0].errors == ()
+    assert set(body["timings_ms"]) == {"asr", "rescore", "nlu", "answer", "total"}
+    assert pipeline.partial(np.zeros(8000, np.float32), None) == (
+        "where can I find tide pods",
+        "en",
+    )
+
+
+def test_database_down_is_reported_not_raised(tmp_path):
+    pytest.importorskip("assistant.answer")
+    from assistant.answer import build_assistant
+
+    bundle = build_assistant(database_url=f"sqlite:///{tmp_path / 'missing' / 'inventory.sqlite'}")
+    stub = StubTranscriber(["where can I find tide pods"])
+    pipeline = Pipeline(stub, None, bundle.parser, bundle.answerer)
+    (result,) = pipeline.finals([request("en")])
+    assert [code for code, _ in result.errors] == ["db_unavailable"]
+    assert result.answer is None and result.nlu.intent == "find_product"
+    assert str(tmp_path) not in result.errors[0][1]  # no server paths to clients
+
+
+def test_other_answer_failures_are_pipeline_errors():
+    from nlu.baseline import BaselineParser
+
+    class Exploding:
+        def answer(self, nlu, store, nbest=None):
+            raise KeyError("bug")
+
+    pipeline = Pipeline(
+        StubTranscriber(["where are the huggies"]), None, BaselineParser(), Exploding()
+    )
+    (result,) = pipeline.finals([request("en")])
+    assert [code for code, _ in result.errors] == ["pipeline_error"]
