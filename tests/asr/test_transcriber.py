@@ -111,3 +111,24 @@ def test_real_speech_jfk(whisper_transcriber):
     )
     assert nbest.language == "en"
     assert wer([reference], [nbest.text], "en") <= 0.1
+
+
+def test_readings_merge_keeps_best_variant(whisper_transcriber):
+    """Merging on a hand-made generate() result: exact, no decoding."""
+    from types import SimpleNamespace
+
+    tok = whisper_transcriber._tokenizer("en")
+    texts = [" Tide pods?", " tide pods", " Tide Pods.", " tied pods"]
+    result = SimpleNamespace(
+        sequences_ids=[tok.encode(t) for t in texts], scores=[-0.2, -0.3, -0.25, -0.4]
+    )
+    hyps = whisper_transcriber._readings(result, "en")
+    assert [h.text for h in hyps] == ["Tide pods?", "tied pods"]
+    assert hyps[0].asr_score == -0.2
+    assert hyps[0].logprob_sum == pytest.approx(-0.2 * len(hyps[0].token_ids))
+
+
+def test_wider_beam_fills_the_list(whisper_transcriber):
+    """Eight distinct readings of a short clip need more than the first 16-wide beam."""
+    nbest = whisper_transcriber.nbest(fixture("es_13_chiste")["audio"], language="es", nbest=8)
+    assert len({reading_key(h.text) for h in nbest.hypotheses}) == len(nbest.hypotheses) == 8
