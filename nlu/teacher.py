@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from nlu.e5file import read_e5
+from nlu.e5file import read_e5, read_packed
 
 log = logging.getLogger(__name__)
 FULL_TEACHER_PARAMS = 117_500_000  # approx.; `full_teacher_params()` computes it exactly
@@ -28,13 +29,20 @@ def full_teacher_params() -> int:
     return emb + h.layers * per_layer
 
 
-def build_teacher(old_ids: Sequence[int], seed: int = 13):
-    """JointModel with e5-small weights; old_ids[new_id] = row in the full embedding."""
+def build_teacher(old_ids: Sequence[int] | None, seed: int = 13, packed: str | Path | None = None):
+    """JointModel with e5-small weights; old_ids[new_id] = row in the full embedding.
+
+    With `packed` (a file from `nlu.e5file.pack_pruned`, already pruned), old_ids is None.
+    """
     import torch  # noqa: PLC0415 - training only
 
     from nlu.modeling import EncoderConfig, JointModel  # noqa: PLC0415
 
-    header, t = read_e5()
+    if packed is not None:
+        header, t = read_packed(packed)
+        old_ids = list(range(header.vocab))
+    else:
+        header, t = read_e5()
     cfg = EncoderConfig(
         vocab_size=len(old_ids),
         hidden=header.hidden,

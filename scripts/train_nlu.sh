@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Fine-tune the NLU teacher and distil the student (nlu.train), on a GPU when there is one.
+#
+#   scripts/train_nlu.sh prepare            # here: prune vocabulary, pack teacher + corpus into .gpu_nlu/
+#   scripts/train_nlu.sh train [ARGS...]    # on the GPU machine (or here): train, pack results into $OUT
+#   scripts/train_nlu.sh unpack DIR         # here: results folder -> build/nlu/run/{teacher,student}
+#
+# `train` runs the main student first and packs it, then the ablations (resuming the teacher
+# and the student from their checkpoints), so a cut-off run still returns the main result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+DATA=${NLU_DATA:-.gpu_nlu}
+HYPER=(--batch-size 128 --teacher-epochs 1 --teacher-lr 8e-5 --rep-epochs 2 --logit-epochs 2
+       --ce-epochs 1 --student-lr 5e-4 --pool-size 60000)
+
+case "${1:-}" in
+prepare)
+  "$PY" -m nlu.train prepare --corpus build/corpus --out build/nlu/init
+  mkdir -p "$DATA/init"
+  cp build/nlu/init/tokenizer.json build/nlu/init/teacher-q4.safetensors "$DATA/init/"
+  for split in train test; do  # only the fields training reads
+    "$PY" -c "import json,sys
+for l in sys.stdin: r=json.loads(l); print(json.dumps({k: r[k] for k in ('text','language','intent','entities')}, ensure_ascii=False))" \
+      < "build/corpus/$split.jsonl" | gzip -9 > "$DATA/$split.jsonl.gz"
+  done
+  gzip -9c build/corpus/unlabelled.txt > "$DATA/unlabelled.txt.gz"
+  cp build/nlu/asr_fixtures.jsonl "$DATA/asr_fixtures.jsonl"
+  du -sh "$DATA"
+  ;;
+train)
+  shift
+  OUT=${OUT:-build/nlu/packed}
+  RUN=${RUN_DIR:-/tmp/nlu_run}
+  mkdir -p "$DATA/corpus" "$OUT"
+  for f in "$DATA"/*.gz; do gunzip -c "$f" > "$DATA/corpus/$(basename "${f%.gz}")"; done
+  EVAL=(--eval-sets test "$DATA/asr_fixtures.jsonl")
+  "$PY" -m nlu.train run --corpus "$DATA/corpus" --init "$DATA/init" --out "$RUN" "${EVAL[@]}" "${HYPER[@]}" "$@"
+  "$PY" -m nlu.train pack --run "$RUN" --out "$OUT"
+  cp "$RUN/metrics.json" "$OUT/metrics.json"
+  "$PY" -m nlu.train run --corpus "$DATA/corpus" --init "$DATA/init" --out "$RUN" "${EVAL[@]}" "${HYPER[@]}" --ablations "$@"
+  cp "$RUN/metrics.json" "$OUT/metrics.json"
+  ;;
+unpack)
+  "$PY" -m nlu.train unpack --packed "$2" --init build/nlu/init --out build/nlu/run
+  ;;
+*)
+  sed -n 2,9p "$0"; exit 2 ;;
+esac
