@@ -43,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--beam-size", type=int, default=8)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--compute-type", default="default")
+    parser.add_argument("--cpu-threads", type=int, default=0, help="0: min(4, cores)")
+    parser.add_argument(
+        "--window-s",
+        type=float,
+        default=30.0,
+        help="encoder window in seconds (30: Whisper's own; 10: ~3x faster on short queries)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -97,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         raise UserError(f"no such file: {', '.join(missing)}; check the path")
+    if not 1.0 <= args.window_s <= 30.0:
+        raise UserError(f"--window-s must be between 1 and 30 seconds, got {args.window_s}")
     bias = read_bias_file(args.bias_file) if args.bias_file else ()
     config = TranscriberConfig(
         model_dir=args.asr_model,
@@ -106,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         nbest=args.nbest,
         language=args.language,
         bias_terms=bias,
+        cpu_threads=args.cpu_threads,
+        window_s=args.window_s,
     )
     # Decode every file before loading Whisper: a bad file is reported at once, and the
     # good ones are still transcribed.
