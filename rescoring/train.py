@@ -99,10 +99,12 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     from rescoring.model import new_teacher
 
     texts = domain_texts()
+    if args.max_texts and len(texts) > args.max_texts:
+        texts = random.Random(SEED).sample(texts, args.max_texts)
     log.info("teacher text: %d sentences", len(texts))
     # The vocabulary also sees hypotheses so that misrecognitions split into pieces, not [UNK].
     tok = train_tokenizer(texts + hypothesis_texts(), vocab_size=args.vocab)
-    cfg = EncoderConfig(vocab_size=tok.get_vocab_size(), layers=6)
+    cfg = EncoderConfig(vocab_size=tok.get_vocab_size(), layers=args.layers)
     out = WORK / "teacher"
     out.mkdir(parents=True, exist_ok=True)
     tok.save(str(out / "tokenizer.json"))
@@ -457,6 +459,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("teacher")
     p.add_argument("--vocab", type=int, default=6000)
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--max-texts", type=int, default=0, help="sample this many sentences (0: all)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)

@@ -1,0 +1,261 @@
+"""Evaluation report of the second pass: `python -m rescoring.evaluate` -> docs/rescoring_report.{md,json}.
+
+On the held-out test n-best lists (build/rescoring/nbest/test.jsonl): WER of the first pass,
+rescored and oracle, per language and per voice (the held-out voices included); the gap to the
+oracle closed; entity-word accuracy (brand and product words of the reference found in the
+chosen hypothesis); fixed vs broken counts; the ablation (first pass, PLL teacher scored
+directly with its cost, stage 1 only, stage 1 + MWER, stage 1 + MWED, MWER only); latency of
+the committed ONNX rescorer for 8 hypotheses on 2 CPU threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from rescoring.data import NBestExample, load_split, pick, tune_weight, wer
+from rescoring.synth import HELD_OUT
+from rescoring.text import words
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs"
+ENTITY_LABELS = ("BRAND", "PRODUCT")
+
+
+def entity_accuracy(examples: list[NBestExample], chosen: list[int]) -> float:
+    """% of brand/product words of the references present in the chosen hypotheses."""
+    hit = total = 0
+    for e, i in zip(examples, chosen, strict=True):
+        hyp = set(words(e.texts[i]))
+        for ent in e.row.get("entities", []):
+            if ent.get("label") in ENTITY_LABELS:
+                for w in words(ent["text"]):
+                    total += 1
+                    hit += w in hyp
+    return 100.0 * hit / max(1, total)
+
+
+def summary(examples, chosen) -> dict:
+    first = pick(examples, None, 0.0)
+    oracle = [e.oracle for e in examples]
+    w1, w2, wo = wer(examples, first), wer(examples, chosen), wer(examples, oracle)
+    fixed = sum(
+        1
+        for e, f, c in zip(examples, first, chosen, strict=True)
+        if e.errors[f] > e.errors[e.oracle] and e.errors[c] == e.errors[e.oracle]
+    )
+    broken = sum(
+        1
+        for e, f, c in zip(examples, first, chosen, strict=True)
+        if e.errors[f] == e.errors[e.oracle] and e.errors[c] > e.errors[f]
+    )
+    return {
+        "utterances": len(examples),
+        "wer_first_pass": round(w1, 2),
+        "wer_rescored": round(w2, 2),
+        "wer_oracle": round(wo, 2),
+        "relative_wer_reduction_pct": round(100 * (w1 - w2) / w1, 1) if w1 else 0.0,
+        "gap_closed_pct": round(100 * (w1 - w2) / (w1 - wo), 1) if w1 > wo else 0.0,
+        "entity_word_acc_first_pass": round(entity_accuracy(examples, first), 1),
+        "entity_word_acc_rescored": round(entity_accuracy(examples, chosen), 1),
+        "fixed": fixed,
+        "broken": broken,
+        "first_pass_wrong_oracle_right": sum(
+            1
+            for e, f in zip(examples, first, strict=True)
+            if e.errors[f] > 0 and e.errors[e.oracle] == 0
+        ),
+    }
+
+
+def grouped(examples, chosen, key) -> dict:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for k, e in enumerate(examples):
+        groups[key(e)].append(k)
+    return {
+        g: summary([examples[k] for k in idx], [chosen[k] for k in idx])
+        for g, idx in sorted(groups.items())
+    }
+
+
+def student_lists(name: str, examples: list[NBestExample]) -> list[np.ndarray]:
+    from rescoring.train import load_student, student_scores
+
+    model, tok, cfg = load_student(name)
+    return student_scores(model, tok, cfg, examples)
+
+
+def pll_lists(split: str, examples: list[NBestExample]) -> list[np.ndarray] | None:
+    from rescoring.train import WORK
+
+    path = WORK / "pll" / f"{split}.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return [np.asarray(data[e.id], dtype=np.float32) for e in examples]
+
+
+def onnx_latency(model_dir: Path, texts: list[str], repeats: int = 200) -> dict:
+    """Median / p90 ms of one batched call for 8 hypotheses, 2 intra-op threads."""
+    from rescoring.runtime import Reranker
+
+    reranker = Reranker(model_dir, threads=2)
+    for _ in range(10):
+        reranker.score_texts(texts)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        reranker.score_texts(texts)
+        times.append(1000 * (time.perf_counter() - t))
+    return {
+        "hypotheses": len(texts),
+        "median_ms": round(float(np.median(times)), 2),
+        "p90_ms": round(float(np.percentile(times, 90)), 2),
+        "onnx_bytes": (model_dir / "model.onnx").stat().st_size,
+    }
+
+
+def pll_cpu_cost(texts: list[str]) -> float:
+    """ms to score 8 hypotheses with the PLL teacher on 2 CPU threads (one pass per token)."""
+    import torch
+
+    from rescoring.train import load_teacher, pll_scores
+
+    torch.set_num_threads(2)
+    model, tok, cfg = load_teacher("cpu")
+    pll_scores(model, tok, cfg, texts, "cpu")
+    t = time.perf_counter()
+    for _ in range(5):
+        pll_scores(model, tok, cfg, texts, "cpu")
+    return round(1000 * (time.perf_counter() - t) / 5, 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rescoring.evaluate", description=__doc__)
+    parser.add_argument("--students", default="s1,s12_mwer,s12_mwed,s2_mwer")
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=DOCS / "rescoring_report")
+    args = parser.parse_args(argv)
+    from rescoring.runtime import DEFAULT_MODEL_DIR
+
+    model_dir = args.model_dir or DEFAULT_MODEL_DIR
+    deployed = json.loads((model_dir / "config.json").read_text())
+    dev, test = load_split("dev"), load_split("test")
+    report: dict = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} CPU, 2 threads; "
+        "n-best decoded on an H100 (PyTorch Whisper base, beam 16, 8 readings)",
+        "data": {
+            "train_lists": len(load_split("train")),
+            "dev_lists": len(dev),
+            "test_lists": len(test),
+            "held_out_voices": sorted(HELD_OUT),
+        },
+        "deployed": {"student": deployed.get("student"), "lambda": deployed.get("lambda")},
+        "ablation": {},
+    }
+    first = pick(test, None, 0.0)
+    report["ablation"]["first_pass"] = summary(test, first)
+    systems: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    pll_dev, pll_test = pll_lists("dev", dev), pll_lists("test", test)
+    if pll_dev is not None and pll_test is not None:
+        systems["pll_teacher"] = (pll_dev, pll_test)
+    for name in [s for s in args.students.split(",") if s]:
+        try:
+            systems[name] = (student_lists(name, dev), student_lists(name, test))
+        except FileNotFoundError:
+            continue
+    for name, (d, t) in systems.items():
+        weight, dev_wer = tune_weight(dev, d)
+        row = summary(test, pick(test, t, weight))
+        report["ablation"][name] = {"lambda": round(weight, 4), "dev_wer": round(dev_wer, 2), **row}
+    # The deployed model: ONNX scores, its own lambda.
+    from rescoring.runtime import Reranker
+
+    reranker = Reranker(model_dir)
+    scores = [reranker.score_texts(list(e.texts)) for e in test]
+    chosen = pick(test, scores, reranker.weight)
+    report["deployed"]["test"] = summary(test, chosen)
+    report["deployed"]["per_language"] = grouped(test, chosen, lambda e: e.language)
+    report["deployed"]["per_voice"] = grouped(
+        test, chosen, lambda e: e.voice + (" (held out)" if e.voice in HELD_OUT else "")
+    )
+    eight = list(max(test, key=lambda e: len(e.texts)).texts[:8])
+    report["latency"] = onnx_latency(model_dir, eight)
+    try:
+        report["latency"]["pll_teacher_cpu_ms"] = pll_cpu_cost(eight)
+    except FileNotFoundError:
+        pass
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    args.out.with_suffix(".md").write_text(render(report))
+    print(render(report))
+
+
+def _row(name: str, s: dict) -> str:
+    return (
+        f"| {name} | {s['utterances']} | {s['wer_first_pass']} | {s['wer_rescored']} | "
+        f"{s['wer_oracle']} | {s['relative_wer_reduction_pct']} | {s['gap_closed_pct']} | "
+        f"{s['entity_word_acc_first_pass']} -> {s['entity_word_acc_rescored']} | "
+        f"{s['fixed']} / {s['broken']} |"
+    )
+
+
+HEADER = (
+    "| system | lists | WER 1st pass | WER rescored | WER oracle | rel. reduction % | "
+    "gap closed % | entity words % | fixed / broken |\n|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def render(r: dict) -> str:
+    lines = [
+        "# RescoreBERT second pass: evaluation report",
+        "",
+        "Generated by `python -m rescoring.evaluate` (see rescoring/models/rescorer/card.json for",
+        "the commands that rebuild the corpus and the model). Machine: " + r["machine"] + ".",
+        "",
+        f"Data: {r['data']}",
+        "",
+        "## Ablation on the test split (lambda tuned on dev for each system)",
+        "",
+        HEADER,
+    ]
+    for name, s in r["ablation"].items():
+        lines.append(_row(name, s))
+    d = r["deployed"]
+    lines += [
+        "",
+        f"## Deployed ONNX model ({d['student']}, int8, lambda {d['lambda']})",
+        "",
+        HEADER,
+        _row("all", d["test"]),
+    ]
+    lines += [_row(k, v) for k, v in d["per_language"].items()]
+    lines += [_row(k, v) for k, v in d["per_voice"].items()]
+    lat = r["latency"]
+    lines += [
+        "",
+        "## Latency",
+        "",
+        f"ONNX rescorer, {lat['hypotheses']} hypotheses in one call, 2 threads: median "
+        f"{lat['median_ms']} ms, p90 {lat['p90_ms']} ms (model {lat['onnx_bytes']} bytes). "
+        + (
+            f"PLL teacher scored directly: {lat['pll_teacher_cpu_ms']} ms for the same list."
+            if "pll_teacher_cpu_ms" in lat
+            else ""
+        ),
+        "",
+        "fixed: first pass worse than the oracle, rescored as good as the oracle; broken: first "
+        "pass as good as the oracle, rescored worse.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
