@@ -32,7 +32,7 @@ def inventory(sqlite_url):  # noqa: F811
 def test_corpus_evaluation_shape_and_gold_spans(inventory):
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:24]]
     report = run_evaluation(rows, inventory, fixtures=None, nbest_cache=None, learned=False)
-    results = report["corpus"]
+    results = report["corpus_results"]
     assert report["parsers"] == ["baseline"]
     assert {"baseline/en", "baseline/es", "gold_spans/en", "gold_spans/es"} <= set(results)
     assert results["_gold_skus_in_catalog"] == 1.0
