@@ -192,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     except FileNotFoundError:
         pass
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    args.out.with_suffix(".json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    )
     args.out.with_suffix(".md").write_text(render(report))
     print(render(report))
 
