@@ -11,6 +11,7 @@ the committed ONNX rescorer for 8 hypotheses on 2 CPU threads.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import time
@@ -187,10 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     eight = list(max(test, key=lambda e: len(e.texts)).texts[:8])
     report["latency"] = onnx_latency(model_dir, eight)
-    try:
+    with contextlib.suppress(FileNotFoundError):  # no teacher built: no PLL cost
         report["latency"]["pll_teacher_cpu_ms"] = pll_cpu_cost(eight)
-    except FileNotFoundError:
-        pass
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
         json.dumps(report, indent=2, ensure_ascii=False) + "\n"
