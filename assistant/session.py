@@ -153,6 +153,7 @@ class Session:
         self._final_chain: asyncio.Task | None = None  # the latest utterance's final task
         self._tasks: set[asyncio.Task] = set()  # finals in flight
         self._partial_task: asyncio.Task | None = None
+        self._draining = False  # server shutdown: finishing, ignoring further input
         self.sample_rate = 16_000
 
     # -- sending -------------------------------------------------------------------------
@@ -275,6 +276,8 @@ class Session:
         await self.send(events.ready(self.id, rate, language, store))
 
     async def _on_stop(self) -> None:
+        if self._draining:
+            return  # already stopping for the shutdown
         if not self._started or self._stopping:
             await self.error(ErrorCode.NOT_STARTED, 'nothing to stop: send {"type": "start"} first')
             return
@@ -282,6 +285,8 @@ class Session:
         await self._queue.put(None)
 
     async def _on_audio(self, data: bytes) -> None:
+        if self._draining:
+            return  # shutting down: the utterance in flight is being answered; no more audio
         if len(data) > self.limits.max_frame_bytes:
             await self.error(
                 ErrorCode.FRAME_TOO_LARGE,
@@ -425,6 +430,7 @@ class Session:
 
     async def drain(self, timeout_s: float) -> None:
         """Graceful shutdown: finish the utterance in flight, send its final and `end`."""
+        self._draining = True
         if self._started and not self._stopping:
             self._stopping = True
             await self._queue.put(None)
