@@ -18,6 +18,7 @@ import json
 import logging
 import mimetypes
 import signal
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -84,7 +85,9 @@ class AssistantServer:
         self._loaded: asyncio.Event | None = None
         self._server: Server | None = None
         self._batcher: FinalBatcher | None = None
-        self._authenticated: set[int] = set()  # id() of connections with a valid ?token=
+        # Connections whose URL carried the right ?token= (weak: a connection that never
+        # reaches the handler does not linger, and no later connection inherits its entry).
+        self._authenticated: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -213,7 +216,7 @@ class AssistantServer:
                 if not self._token_ok(given):
                     self.metrics.error(str(ErrorCode.UNAUTHORIZED))
                     return _response(HTTPStatus.UNAUTHORIZED, b"wrong access token\n", "text/plain")
-                self._authenticated.add(id(connection))
+                self._authenticated.add(connection)
         return None
 
     def _origin_allowed(self, origin: str, host: str) -> bool:
@@ -233,8 +236,8 @@ class AssistantServer:
     # -- websocket -----------------------------------------------------------------------
 
     async def _handler(self, ws: ServerConnection) -> None:
-        authenticated = not self.config.token or id(ws) in self._authenticated
-        self._authenticated.discard(id(ws))
+        authenticated = not self.config.token or ws in self._authenticated
+        self._authenticated.discard(ws)
 
         async def send(text: str) -> None:
             await ws.send(text)
