@@ -170,13 +170,14 @@ def train_loop(
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
             opt.step()
-            window.append(float(loss.detach()))
+            value = float(loss.detach())
+            window.append(value)
             if len(window) >= max(1, total // 10):
                 losses.append(round(sum(window) / len(window), 4))
                 window = []
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{window[-1]:.4f}")
+            bar.set_postfix(loss=f"{value:.4f}")
     bar.close()
     if window:
         losses.append(round(sum(window) / len(window), 4))

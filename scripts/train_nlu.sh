@@ -38,6 +38,7 @@ train)
   "$PY" -m nlu.train run --corpus "$DATA/corpus" --init "$DATA/init" --out "$RUN" "${EVAL[@]}" "${HYPER[@]}" "$@"
   "$PY" -m nlu.train pack --run "$RUN" --out "$OUT"
   cp "$RUN/metrics.json" "$OUT/metrics.json"
+  [ "${NLU_ABLATIONS:-1}" = 1 ] || exit 0
   "$PY" -m nlu.train run --corpus "$DATA/corpus" --init "$DATA/init" --out "$RUN" "${EVAL[@]}" "${HYPER[@]}" --ablations "$@"
   cp "$RUN/metrics.json" "$OUT/metrics.json"
   ;;

