@@ -14,9 +14,14 @@ build/rescoring/nbest/{split}.jsonl
      "hypotheses": [{"text", "token_ids", "logprob_sum", "asr_score"}]}   # best asr_score first
 
 Usage:
-    python -m rescoring.nbest_corpus synth --split dev --limit 300     # audio only (fast)
-    python -m rescoring.nbest_corpus decode --split dev                # n-best (about 1 s a clip
-                                                                       # on 2 CPU cores)
+    python -m rescoring.nbest_corpus probe --clips 12       # first-pass WER of every voice
+    python -m rescoring.nbest_corpus build --split test --limit 500   # synth + decode, resumable
+    python -m rescoring.nbest_corpus build --split train --limit 6000
+    (older two-step form: `synth --split S` then `decode --split S`, e.g. on a GPU machine)
+
+The decoder is the runtime first pass: CTranslate2 int8 Whisper base on the CPU, 8 readings
+(beam 16 = 2 x readings, asr.transcriber), encoder window 10 s (same WER as 30 s on short
+queries, ~3x faster: docs/asr_benchmark.md).
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ import argparse
 import json
 import logging
 import random
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from rescoring.synth import VOICES, synthesize, voices_for, write_opus
+from rescoring.synth import HELD_OUT, VOICES, synthesize, voices_for, write_opus
+from rescoring.text import word_errors
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,16 @@ REPO = Path(__file__).resolve().parent.parent
 CORPUS_DIR = REPO / "build" / "corpus"
 OUT_DIR = REPO / "build" / "rescoring"
 SPLITS = ("train", "dev", "test")
+WINDOW_S = 10.0  # encoder window of the corpus decoder (see the module docstring)
+
+
+def corpus_transcriber(nbest: int = 8, threads: int = 2):
+    """The first pass the corpus is decoded with (fixed cost per clip: no beam widening)."""
+    from asr.transcriber import Transcriber
+
+    return Transcriber(
+        nbest=nbest, widen_beam=False, cpu_threads=threads, window_s=WINDOW_S, device="cpu"
+    )
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
@@ -132,17 +150,118 @@ def hypotheses_json(nbest) -> list[dict]:
     ]
 
 
+def _speak(plan: dict, index: int, keep_audio: bool) -> np.ndarray:
+    audio = synthesize(
+        plan["reference"],
+        VOICES[plan["voice"]],
+        rate=plan["rate"],
+        pitch_cents=plan["pitch"],
+        snr_db=plan["snr_db"],
+        seed=index,
+    )
+    if keep_audio:
+        rel = Path("audio") / plan["split"] / f"{plan['id']}.ogg"
+        write_opus(OUT_DIR / rel, audio)
+        plan["audio"] = str(rel)
+    return audio
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    """Synthesize and decode in one resumable pass: speech for the next batch is made on a
+    worker thread (TTS and sox are subprocesses) while Whisper decodes the current one."""
+    queries = sample_queries(args.split, args.limit, corpus_dir=args.corpus_dir)
+    out_path = OUT_DIR / "nbest" / f"{args.split}.jsonl"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    done = {r["id"] for r in read_jsonl(out_path)} if out_path.exists() else set()
+    todo = [
+        (i, plan_utterance(row, args.split, i))
+        for i, row in enumerate(queries)
+        if f"{args.split}-{i:06d}" not in done
+    ]
+    log.info("%s: %d done, %d to go", args.split, len(done), len(todo))
+    transcriber = corpus_transcriber(args.nbest, args.threads)
+    batches = [todo[k : k + args.batch] for k in range(0, len(todo), args.batch)]
+
+    def speak(batch):
+        return [_speak(plan, i, not args.no_audio) for i, plan in batch]
+
+    with ThreadPoolExecutor(1) as pool, open(out_path, "a", encoding="utf-8") as out:
+        pending = pool.submit(speak, batches[0]) if batches else None
+        bar = tqdm(total=len(todo), desc=f"build {args.split}", unit="clip", mininterval=10)
+        for k, batch in enumerate(batches):
+            audios = pending.result()
+            pending = pool.submit(speak, batches[k + 1]) if k + 1 < len(batches) else None
+            started = time.perf_counter()
+            results = transcriber.nbest_batch(audios, [p["language"] for _, p in batch])
+            per_clip = (time.perf_counter() - started) / len(batch)
+            for (_, plan), nbest in zip(batch, results, strict=True):
+                row = dict(plan, decode_s=round(per_clip, 3), hypotheses=hypotheses_json(nbest))
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+            bar.update(len(batch))
+        bar.close()
+
+
+def cmd_probe(args: argparse.Namespace) -> None:
+    """First-pass and oracle WER of each voice on the same few dev queries (rate 1, clean):
+    which voices give n-best lists worth training a rescorer on."""
+    transcriber = corpus_transcriber(8, args.threads)
+    names = args.voices.split(",") if args.voices else list(VOICES)
+    queries = {
+        lang: [r for r in sample_queries("dev", 2 * args.clips, seed=7) if r["language"] == lang]
+        for lang in ("en", "es")
+    }
+    report = {}
+    for name in tqdm(names, desc="probe voices", unit="voice"):
+        voice = VOICES[name]
+        rows = queries[voice.language][: args.clips]
+        audios = [synthesize(r["text"], voice, seed=i) for i, r in enumerate(rows)]
+        started = time.perf_counter()
+        results = []
+        for k in range(0, len(audios), 4):
+            chunk = audios[k : k + 4]
+            results += transcriber.nbest_batch(chunk, [voice.language] * len(chunk))
+        seconds = time.perf_counter() - started
+        first = oracle = words = loops = 0
+        for r, nb in zip(rows, results, strict=True):
+            errs = [word_errors(r["text"], h.text) for h in nb.hypotheses]
+            first += errs[0][0]
+            oracle += min(e for e, _ in errs)
+            words += errs[0][1]
+            # A repetition loop: the best reading is more than twice as long as the query.
+            loops += len(nb.hypotheses[0].text.split()) > 2 * len(r["text"].split()) + 2
+        report[name] = {
+            "language": voice.language,
+            "clips": len(rows),
+            "wer_first_pass": round(100 * first / max(1, words), 1),
+            "wer_oracle": round(100 * oracle / max(1, words), 1),
+            "looping_clips": int(loops),
+            "decode_s_per_clip": round(seconds / max(1, len(rows)), 2),
+        }
+        log.info("%s: %s", name, report[name])
+    path = REPO / "docs" / "rescoring_voices.json"
+    if path.is_file():  # probing a few voices keeps the others' earlier results
+        report = {**json.loads(path.read_text())["voices"], **report}
+    payload = {
+        "held_out_voices": sorted(HELD_OUT),
+        "command": f"python -m rescoring.nbest_corpus probe --clips {args.clips}",
+        "machine": "2-core x86-64 CPU shared with other jobs (load average 4-8), "
+        "CTranslate2 int8, window 10 s, 8 readings",
+        "voices": report,
+    }
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(report, indent=2))
+
+
 def cmd_decode(args: argparse.Namespace) -> None:
     from asr.audio import decode_audio
-    from asr.transcriber import Transcriber
 
     plan_path = OUT_DIR / "plan" / f"{args.split}.jsonl"
     out_path = OUT_DIR / "nbest" / f"{args.split}.jsonl"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     done = {r["id"] for r in read_jsonl(out_path)} if out_path.exists() else set()
     todo = [r for r in read_jsonl(plan_path) if r["id"] not in done][: args.limit or None]
-    # widen_beam off: a fixed cost per clip; beam = 2 * nbest keeps variants from crowding out.
-    transcriber = Transcriber(nbest=args.nbest, widen_beam=False, cpu_threads=args.threads)
+    transcriber = corpus_transcriber(args.nbest, args.threads)
     with open(out_path, "a", encoding="utf-8") as out:
         for start in tqdm(
             range(0, len(todo), args.batch), desc=f"decode {args.split}", unit="batch"
@@ -164,6 +283,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=1000, help="queries (half EN, half ES)")
     p.add_argument("--corpus-dir", type=Path, default=CORPUS_DIR, help="NLU corpus JSONL folder")
     p.set_defaults(func=cmd_synth)
+    p = sub.add_parser("build", help="synthesize + decode into n-best lists (resumable)")
+    p.add_argument("--split", choices=SPLITS, required=True)
+    p.add_argument("--limit", type=int, default=1000, help="queries (half EN, half ES)")
+    p.add_argument("--corpus-dir", type=Path, default=CORPUS_DIR, help="NLU corpus JSONL folder")
+    p.add_argument("--nbest", type=int, default=8)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-audio", action="store_true", help="do not keep the Opus clips")
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("probe", help="first-pass WER per voice -> docs/rescoring_voices.json")
+    p.add_argument("--clips", type=int, default=12, help="queries per voice")
+    p.add_argument("--voices", default="", help="comma-separated names (default: all)")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_probe)
     p = sub.add_parser("decode", help="decode the synthesized clips into n-best lists")
     p.add_argument("--split", choices=SPLITS, required=True)
     p.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")

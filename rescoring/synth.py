@@ -1,7 +1,10 @@
 """Synthetic speech for the n-best corpus: several TTS voices, speaking rates, pitch and noise.
 
-Voices are Debian packages driven as subprocesses: SVOX Pico (`pico2wave`, the most natural)
-and espeak-ng (robotic, a different acoustic model). `sox` resamples to 16 kHz and changes
+Voices are Debian packages driven as subprocesses: SVOX Pico (`pico2wave`), MBROLA diphone
+voices through espeak-ng (`apt-get install mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1`,
+Debian contrib/non-free; the Spanish ones are probed but unusable) and plain espeak-ng
+(robotic formant synthesis). Pico's Italian and French voices reading Spanish text stand in
+for accented Spanish speakers. docs/rescoring_voices.json has each voice's first-pass WER. `sox` resamples to 16 kHz and changes
 tempo and pitch; noise is added here at a chosen signal-to-noise ratio.
 
 Some voices are HELD_OUT: the corpus builder never puts them in the training split, so the
@@ -31,7 +34,7 @@ class Voice:
 
     name: str
     language: str  # "en" or "es"
-    engine: str
+    engine: str  # "pico", "espeak" or "mbrola" (espeak-ng front end, MBROLA diphones)
     code: str
 
 
@@ -41,28 +44,70 @@ VOICES: dict[str, Voice] = {
         Voice("pico-en-US", "en", "pico", "en-US"),
         Voice("pico-en-GB", "en", "pico", "en-GB"),
         Voice("espeak-en-us", "en", "espeak", "en-us+m3"),
+        Voice("mbrola-us1", "en", "mbrola", "mb-us1"),
+        Voice("mbrola-us2", "en", "mbrola", "mb-us2"),
+        Voice("mbrola-us3", "en", "mbrola", "mb-us3"),
+        Voice("mbrola-en1", "en", "mbrola", "mb-en1"),
         Voice("pico-es-ES", "es", "pico", "es-ES"),
+        Voice("mbrola-es1", "es", "mbrola", "mb-es1"),
+        Voice("mbrola-es2", "es", "mbrola", "mb-es2"),
+        Voice("mbrola-es3", "es", "mbrola", "mb-es3"),
+        Voice("mbrola-es4", "es", "mbrola", "mb-es4"),
+        Voice("mbrola-mx2", "es", "mbrola", "mb-mx2"),
+        Voice("mbrola-vz1", "es", "mbrola", "mb-vz1"),
+        # Pico's Italian voice reading Spanish text: a foreign accent (close phonology).
+        Voice("pico-it-IT-es", "es", "pico", "it-IT"),
+        Voice("pico-fr-FR-es", "es", "pico", "fr-FR"),
         Voice("espeak-es", "es", "espeak", "es+m1"),
         Voice("espeak-es-419", "es", "espeak", "es-419+f2"),
     )
 }
-# Never in the training split (one per language): generalization to unseen voices.
-HELD_OUT: frozenset[str] = frozenset({"pico-en-GB", "espeak-es-419"})
+# Never in the training split (two per language): generalization to unseen voices.
+HELD_OUT: frozenset[str] = frozenset({"pico-en-GB", "mbrola-us3", "pico-fr-FR-es", "espeak-es-419"})
+# Voices of the corpus (rescoring.nbest_corpus) per split, chosen by the voice probe
+# (docs/rescoring_voices.json, 10 clean clips each): MBROLA's Spanish voices give first-pass
+# WER 87-178% (espeak-ng's Spanish phonemes map badly onto their diphones) and are left out.
+# A voice listed twice is drawn twice as often. Dev (lambda tuning) has training voices only.
+CORPUS_VOICES: dict[str, tuple[str, ...]] = {
+    "train": (
+        "pico-en-US",
+        "pico-en-US",
+        "espeak-en-us",
+        "mbrola-us1",
+        "mbrola-us2",
+        "mbrola-en1",
+        "pico-es-ES",
+        "pico-es-ES",
+        "pico-es-ES",
+        "espeak-es",
+        "espeak-es",
+        "pico-it-IT-es",
+    ),
+}
+CORPUS_VOICES["dev"] = CORPUS_VOICES["train"]
+CORPUS_VOICES["test"] = CORPUS_VOICES["train"] + (
+    "pico-en-GB",
+    "pico-en-GB",
+    "mbrola-us3",
+    "pico-fr-FR-es",
+    "espeak-es-419",
+    "espeak-es-419",
+)
 
 
 def voices_for(language: str, split: str) -> list[Voice]:
-    """Voices usable for `language` in `split` (held-out voices only outside "train")."""
-    return [
-        v
-        for v in VOICES.values()
-        if v.language == language and (split != "train" or v.name not in HELD_OUT)
-    ]
+    """Corpus voices for `language` in `split` (held-out voices never in "train"); a voice
+    listed twice is drawn twice as often."""
+    names = CORPUS_VOICES.get(split, tuple(VOICES))
+    out = [VOICES[n] for n in names if VOICES[n].language == language]
+    assert split != "train" or not any(v.name in HELD_OUT for v in out)
+    return out
 
 
 def _tts(voice: Voice, text: str, out_wav: Path, rate: float) -> None:
     if voice.engine == "pico":
         cmd = ["pico2wave", "-l", voice.code, "-w", str(out_wav), text]
-    elif voice.engine == "espeak":
+    elif voice.engine in ("espeak", "mbrola"):
         # espeak's own speed in words per minute (175 is its default).
         cmd = ["espeak-ng", "-v", voice.code, "-s", str(int(165 * rate)), "-w", str(out_wav), text]
     else:
