@@ -52,7 +52,10 @@ class ServerConfig:
     limits: SessionLimits = field(default_factory=SessionLimits)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     batch_wait_ms: float = 5.0  # how long a final waits for finals of other sessions
-    max_batch: int = 8
+    # Finals decoded together in one nbest_batch call. None: 8 on CUDA, 1 on CPU, where a
+    # batch of 4 took as long as 4 single decodes (so the first waited for all; measured with
+    # scripts/bench_latency.py, docs/latency.md).
+    max_batch: int | None = None
     default_store: str = "1"
     shutdown_grace_s: float = 15.0  # SIGTERM: time allowed to finish utterances in flight
     web_dir: Path = WEB_DIR
@@ -103,7 +106,10 @@ class AssistantServer:
     async def start(self) -> None:
         self._loaded = asyncio.Event()
         self._batcher = FinalBatcher(
-            self._run_batch, self.config.batch_wait_ms / 1000, self.config.max_batch, self.metrics
+            self._run_batch,
+            self.config.batch_wait_ms / 1000,
+            self.config.max_batch or 1,
+            self.metrics,
         )
         self._server = await serve(
             self._handler,
@@ -117,6 +123,7 @@ class AssistantServer:
             compression=None,  # PCM does not compress; saves CPU
         )
         if self.pipeline is not None:
+            self._set_batch_size()
             self._loaded.set()
         else:
             asyncio.get_running_loop().create_task(self._load())
@@ -125,12 +132,18 @@ class AssistantServer:
     async def _load(self) -> None:
         try:
             self.pipeline = await asyncio.to_thread(self.pipeline_factory)
-            log.info("models loaded; serving")
+            self._set_batch_size()
+            log.info("models loaded; serving (finals batched up to %d)", self._batcher.max_batch)
         except Exception:
             log.exception("models failed to load")
             self.load_failed = True
         finally:
             self._loaded.set()
+
+    def _set_batch_size(self) -> None:
+        if self.config.max_batch is None:
+            device = getattr(getattr(self.pipeline, "transcriber", None), "device", "cpu")
+            self._batcher.max_batch = 8 if device == "cuda" else 1
 
     def _run_batch(self, requests):
         return self.pipeline.finals(requests)

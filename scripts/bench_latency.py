@@ -130,6 +130,9 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=1.0, help="times real time (1: live)")
     ap.add_argument("--gap-s", type=float, default=3.0, help="silence between queries (s)")
     ap.add_argument("--no-partials", action="store_true", help="finals only")
+    ap.add_argument(
+        "--max-batch", type=int, default=None, help="server --max-batch (default: by device)"
+    )
     ap.add_argument("--out", default=str(REPO / "docs" / "latency"), help="OUT.json and OUT.md")
     args = ap.parse_args()
 
@@ -145,9 +148,12 @@ def main() -> int:
     load_before = os.getloadavg()
     pipeline = load_pipeline()
     reference_ms = reference_final_ms(pipeline, rows)
-    config = ServerConfig(port=0, streaming=StreamingConfig(partials=not args.no_partials))
+    config = ServerConfig(
+        port=0, streaming=StreamingConfig(partials=not args.no_partials), max_batch=args.max_batch
+    )
     results: dict[str, dict] = {}
     with ServerThread(AssistantServer(config, pipeline=pipeline)) as st:
+        max_batch = st.server._batcher.max_batch
         for n in args.streams:
             sessions = []
             for s in range(n):  # each stream its own queries: EN and ES interleaved
@@ -194,6 +200,7 @@ def main() -> int:
             "partials": not args.no_partials,
             "endpoint_silence_ms": config.streaming.endpoint_silence_ms,
             "batch_wait_ms": config.batch_wait_ms,
+            "max_batch": max_batch,
             "nbest": pipeline.config.nbest,
         },
         "results": results,

@@ -71,6 +71,10 @@ def register(subparsers) -> None:
         default=5.0,
         help="how long a final waits for others (default %(default)s)",
     )
+    p.add_argument(
+        "--max-batch", type=int, default=None,
+        help="finals decoded together (default: 8 on CUDA, 1 on CPU)",
+    )  # fmt: skip
     p.add_argument("--nbest", type=int, default=5, help="readings per final (default %(default)s)")
     p.add_argument("--no-rescore", action="store_true", help="first-pass order only")
     p.add_argument("--store", default="1", help="default store id (default %(default)s)")
@@ -91,6 +95,8 @@ def build_config(args: argparse.Namespace):
         )
     except ValueError as error:
         raise UserError(f"{error}; fix the option") from error
+    if args.max_batch is not None and args.max_batch < 1:
+        raise UserError("--max-batch must be at least 1")
     if args.max_frame_bytes < 1024 or args.max_sessions < 1 or args.idle_timeout_s <= 0:
         raise UserError(
             "--max-frame-bytes must be >= 1024, --max-sessions >= 1, --idle-timeout-s > 0"
@@ -108,6 +114,7 @@ def build_config(args: argparse.Namespace):
         ),
         streaming=streaming,
         batch_wait_ms=args.batch_wait_ms,
+        max_batch=args.max_batch,
         default_store=str(args.store),
     )
 

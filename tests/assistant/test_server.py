@@ -227,7 +227,7 @@ def test_db_down_gives_error_event_and_server_goes_on(fake):
 def test_concurrent_finals_are_batched():
     import threading
 
-    with fake_server(batch_wait_ms=200) as st:
+    with fake_server(batch_wait_ms=200, max_batch=8) as st:
         threads = [threading.Thread(target=well_behaved, args=(st.url,)) for _ in range(3)]
         for t in threads:
             t.start()
