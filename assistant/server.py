@@ -52,9 +52,9 @@ class ServerConfig:
     limits: SessionLimits = field(default_factory=SessionLimits)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     batch_wait_ms: float = 5.0  # how long a final waits for finals of other sessions
-    # Finals decoded together in one nbest_batch call. None: 8 on CUDA, 1 on CPU, where a
-    # batch of 4 took as long as 4 single decodes (so the first waited for all; measured with
-    # scripts/bench_latency.py, docs/latency.md).
+    # Finals decoded together in one nbest_batch call. None: 8 on CUDA, 1 on CPU, where a batch
+    # costs about as much as its decodes in sequence, so the first final would wait for all
+    # (scripts/bench_latency.py: docs/latency.md against docs/latency_batch8.md).
     max_batch: int | None = None
     default_store: str = "1"
     shutdown_grace_s: float = 15.0  # SIGTERM: time allowed to finish utterances in flight
