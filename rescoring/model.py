@@ -103,6 +103,34 @@ def _core_set(states, mask, k: int):
     return torch.sort(idx, dim=1).values  # keep word order
 
 
+def encoder_layer(layer, h, mask):
+    """One BERT layer (transformers' BertLayer weights) with an attention mask we build here.
+
+    h: [B, T, H] token states; mask: [B, T] (1 = real token). transformers 5 changed how
+    BertLayer takes masks (attention interfaces, mask preparation inside BertModel), so the
+    Pyramid path does the arithmetic itself: additive -1e4 bias on padded keys, softmax,
+    then the layer's own output / feed-forward sub-modules. Same result as BertModel when no
+    token is dropped (tests/rescoring/test_model.py).
+    """
+    import torch
+
+    attn = layer.attention.self
+    batch, length, hidden = h.shape
+    heads, size = attn.num_attention_heads, attn.attention_head_size
+
+    def split(x):
+        return x.view(batch, length, heads, size).transpose(1, 2)  # [B, heads, T, size]
+
+    q, k, v = split(attn.query(h)), split(attn.key(h)), split(attn.value(h))
+    bias = (1.0 - mask[:, None, None, :].to(h.dtype)) * -1e4  # [B, 1, 1, T]
+    weights = torch.softmax(q @ k.transpose(-1, -2) * size**-0.5 + bias, dim=-1)
+    context = (attn.dropout(weights) @ v).transpose(1, 2).reshape(batch, length, hidden)
+    out = layer.attention.output
+    a = out.LayerNorm(out.dropout(out.dense(context)) + h)
+    ffn = layer.output
+    return ffn.LayerNorm(ffn.dropout(ffn.dense(layer.intermediate(a))) + a)
+
+
 class Rescorer:  # thin namespace so that torch is imported only when a model is built
     @staticmethod
     def build(cfg: EncoderConfig):
@@ -130,12 +158,13 @@ class Rescorer:  # thin namespace so that torch is imported only when a model is
                 return self.head(self._pyramid(input_ids, attention_mask)).squeeze(-1)
 
             def _pyramid(self, input_ids, attention_mask):
+                """Encoder run layer by layer with our own attention (see `encoder_layer`);
+                after layer i only a core-set of keep[i] x T token states goes on."""
                 h = self.bert.embeddings(input_ids=input_ids)
                 mask = attention_mask
                 for i, layer in enumerate(self.bert.encoder.layer):
-                    ext = (1.0 - mask[:, None, None, :].to(h.dtype)) * -1e4
-                    h = layer(h, attention_mask=ext)[0]
-                    if i < len(cfg.keep) and cfg.keep[i] < 1.0:
+                    h = encoder_layer(layer, h, mask)
+                    if i < len(cfg.keep) and cfg.keep[i] < 1.0 and i + 1 < cfg.layers:
                         k = max(2, int(round(cfg.keep[i] * h.shape[1])))
                         idx = _core_set(h, mask, k)
                         h = torch.gather(h, 1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))

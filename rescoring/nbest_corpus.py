@@ -253,6 +253,39 @@ def cmd_probe(args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=2))
 
 
+def cmd_reuse(args: argparse.Namespace) -> None:
+    """Add earlier n-best lists (another corpus build, another decoder) to training, keeping
+    only those that cannot leak: template seen in our train split, product line not held out
+    for dev/test, text not in dev/test, voice not held out, and no repetition loop in the
+    first reading. Writes build/rescoring/nbest/train_reused.jsonl."""
+    corpus = {s: list(read_jsonl(args.corpus_dir / f"{s}.jsonl")) for s in SPLITS}
+    train_templates = {r.get("template") for r in corpus["train"]}
+    train_lines = {r.get("line") for r in corpus["train"]}
+    held_lines = {r.get("line") for s in ("dev", "test") for r in corpus[s]} - train_lines
+    held_texts = {r["text"].strip().lower() for s in ("dev", "test") for r in corpus[s]}
+    kept, seen = [], 0
+    for path in sorted(args.source.glob("*.jsonl")):
+        for row in read_jsonl(path):
+            seen += 1
+            if not row["hypotheses"]:
+                continue
+            best = max(row["hypotheses"], key=lambda h: h["asr_score"])["text"]
+            if (
+                row.get("template") in train_templates
+                and row.get("line") not in held_lines
+                and row["reference"].strip().lower() not in held_texts
+                and row["voice"] not in HELD_OUT
+                and len(best.split()) <= 2 * len(row["reference"].split()) + 2
+            ):
+                kept.append(dict(row, id=f"reused-{row['id']}", split="train", reused=str(path)))
+    out_path = OUT_DIR / "nbest" / "train_reused.jsonl"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_path, "w", encoding="utf-8") as out:
+        for row in kept:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    log.info("reused %d of %d lists from %s -> %s", len(kept), seen, args.source, out_path)
+
+
 def cmd_decode(args: argparse.Namespace) -> None:
     from asr.audio import decode_audio
 
@@ -297,6 +330,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--voices", default="", help="comma-separated names (default: all)")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_probe)
+    p = sub.add_parser("reuse", help="earlier n-best lists that cannot leak -> train_reused")
+    p.add_argument("--source", type=Path, required=True, help="folder of {split}.jsonl lists")
+    p.add_argument("--corpus-dir", type=Path, default=CORPUS_DIR, help="NLU corpus JSONL folder")
+    p.set_defaults(func=cmd_reuse)
     p = sub.add_parser("decode", help="decode the synthesized clips into n-best lists")
     p.add_argument("--split", choices=SPLITS, required=True)
     p.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")

@@ -59,7 +59,8 @@ def domain_texts() -> list[str]:
     for name in ("train.jsonl", "pool.jsonl", "unlabelled.jsonl"):
         path = CORPUS / name
         if path.is_file():
-            texts += [r["text"] for r in _lines(path)]
+            # Rows with simulated ASR noise are what the LM should learn to dislike.
+            texts += [r["text"] for r in _lines(path) if not r.get("noisy")]
     if (CORPUS / "unlabelled.txt").is_file():
         texts += (CORPUS / "unlabelled.txt").read_text(encoding="utf-8").splitlines()
     nbest = WORK / "nbest" / "train.jsonl"
@@ -94,6 +95,7 @@ def encode(tok, texts: list[str], max_length: int):
 
 def cmd_teacher(args: argparse.Namespace) -> None:
     torch, device = _torch()
+    torch.set_num_threads(args.threads)
     from tokenizers import Tokenizer  # noqa: F401
 
     from rescoring.model import new_teacher
@@ -104,7 +106,9 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     log.info("teacher text: %d sentences", len(texts))
     # The vocabulary also sees hypotheses so that misrecognitions split into pieces, not [UNK].
     tok = train_tokenizer(texts + hypothesis_texts(), vocab_size=args.vocab)
-    cfg = EncoderConfig(vocab_size=tok.get_vocab_size(), layers=args.layers)
+    cfg = EncoderConfig(
+        vocab_size=tok.get_vocab_size(), layers=args.layers, max_length=args.max_length
+    )
     out = WORK / "teacher"
     out.mkdir(parents=True, exist_ok=True)
     tok.save(str(out / "tokenizer.json"))
@@ -189,8 +193,10 @@ def pll_scores(model, tok, cfg: EncoderConfig, texts: list[str], device: str, ba
         m = torch.from_numpy(mask[r]).to(device)
         target = x[torch.arange(len(r)), torch.from_numpy(p).to(device)].clone()
         x[torch.arange(len(r)), torch.from_numpy(p).to(device)] = mask_id
-        logits = model(input_ids=x, attention_mask=m).logits
-        logp = torch.log_softmax(logits[torch.arange(len(r)), torch.from_numpy(p).to(device)], -1)
+        # The MLM head only at the masked position: ~40% of the cost for short queries.
+        states = model.bert(input_ids=x, attention_mask=m).last_hidden_state
+        picked = states[torch.arange(len(r)), torch.from_numpy(p).to(device)]
+        logp = torch.log_softmax(model.cls(picked), -1)
         got = logp.gather(1, target[:, None]).squeeze(1).double().cpu().numpy()
         np.add.at(out, r, got)
     return out.astype(np.float32)
@@ -207,7 +213,10 @@ def cmd_pll(args: argparse.Namespace) -> None:
         path = WORK / "nbest" / f"{split}.jsonl"
         if not path.is_file():
             continue
-        examples = load_split(split)
+        examples = train_examples() if split == "train" else load_split(split)
+        if split == "train" and args.max_train_lists and len(examples) > args.max_train_lists:
+            # PLL costs one teacher forward per token: stage 1 learns from a sample of lists.
+            examples = random.Random(SEED).sample(examples, args.max_train_lists)
         texts = [t for e in examples for t in e.texts]
         started = time.perf_counter()
         scores = pll_scores(model, tok, cfg, texts, device)
@@ -224,6 +233,15 @@ def cmd_pll(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------- student
+
+
+def train_examples() -> list[NBestExample]:
+    """Training n-best lists: this build's train split plus the reused earlier lists
+    (`python -m rescoring.nbest_corpus reuse`), when present."""
+    out = load_split("train")
+    if (WORK / "nbest" / "train_reused.jsonl").is_file():
+        out += load_split("train_reused")
+    return out
 
 
 def _load_pll(split: str) -> dict[str, list[float]]:
@@ -278,12 +296,14 @@ def cmd_student(args: argparse.Namespace) -> None:
     layers = [round(i * (tcfg.layers - 1) / max(1, args.layers - 1)) for i in range(args.layers)]
     model = student_from_teacher(teacher.cpu(), cfg, layers).to(device)
     del teacher
-    train = load_split("train")
+    train = train_examples()
     pll = _load_pll("train")
+    scored = [e for e in train if e.id in pll]  # lists the teacher scored (stage 1 data)
+    log.info("train lists: %d (%d with teacher PLL)", len(train), len(scored))
     rng = random.Random(SEED)
 
     # PLL targets are standardized: the head learns a unit-scale score, lambda sets its weight.
-    all_pll = np.concatenate([np.asarray(pll[e.id]) for e in train])
+    all_pll = np.concatenate([np.asarray(pll[e.id]) for e in scored])
     mu, sigma = float(all_pll.mean()), float(all_pll.std() or 1.0)
 
     def forward(texts):
@@ -295,10 +315,10 @@ def cmd_student(args: argparse.Namespace) -> None:
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr1, weight_decay=0.01)
         model.train()
         bar = tqdm(
-            total=args.stage1_epochs * math.ceil(len(train) / args.lists), desc="stage 1 (PLL)"
+            total=args.stage1_epochs * math.ceil(len(scored) / args.lists), desc="stage 1 (PLL)"
         )
         for _ in range(args.stage1_epochs):
-            for batch in _batches(train, args.lists, rng):
+            for batch in _batches(scored, args.lists, rng):
                 texts = [t for e in batch for t in e.texts]
                 target = np.concatenate([(np.asarray(pll[e.id]) - mu) / sigma for e in batch])
                 pred = forward(texts)
@@ -336,10 +356,18 @@ def cmd_student(args: argparse.Namespace) -> None:
                     args.train_weight,
                     args.temperature,
                 )
-                if args.distill_weight:
-                    target = np.concatenate([(np.asarray(pll[e.id]) - mu) / sigma for e in batch])
+                if args.distill_weight and any(e.id in pll for e in batch):
+                    # Keep the LM prior: MSE to the teacher on the lists it scored.
+                    keep, target = [], []
+                    k = 0
+                    for e in batch:
+                        if e.id in pll:
+                            keep += range(k, k + len(e.texts))
+                            target.append((np.asarray(pll[e.id]) - mu) / sigma)
+                        k += len(e.texts)
                     loss = loss + args.distill_weight * torch.nn.functional.mse_loss(
-                        pred, torch.tensor(target, dtype=torch.float32, device=device)
+                        pred[torch.tensor(keep, device=device)],
+                        torch.tensor(np.concatenate(target), dtype=torch.float32, device=device),
                     )
                 opt.zero_grad()
                 loss.backward()
@@ -461,12 +489,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vocab", type=int, default=6000)
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--max-texts", type=int, default=0, help="sample this many sentences (0: all)")
+    p.add_argument("--max-length", type=int, default=32, help="subword tokens, [CLS]/[SEP] in")
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.set_defaults(func=cmd_teacher)
     p = sub.add_parser("pll")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-train-lists", type=int, default=0, help="sample of train lists (0: all)")
     p.set_defaults(func=cmd_pll)
     p = sub.add_parser("student")
     p.add_argument("--name", required=True)
