@@ -4,8 +4,10 @@ On the held-out test n-best lists (build/rescoring/nbest/test.jsonl): WER of the
 rescored and oracle, per language and per voice (the held-out voices included); the gap to the
 oracle closed; entity-word accuracy (brand and product words of the reference found in the
 chosen hypothesis); fixed vs broken counts; the ablation (first pass, PLL teacher scored
-directly with its cost, stage 1 only, stage 1 + MWER, stage 1 + MWED, MWER only); latency of
-the committed ONNX rescorer for 8 hypotheses on 2 CPU threads.
+directly with its cost, stage 1 only, stage 1 + MWER, stage 1 + MWED, MWER only); downstream
+intent accuracy / entity F1 of the NLU parser on first-pass, rescored, oracle and reference
+text (rescoring.downstream); latency of the committed ONNX rescorer for 8 hypotheses on 2 CPU
+threads next to the previous model's; the Pyramid-BERT speed / WER table.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ from rescoring.text import words
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
+WORK_STUDENTS = Path(os.environ.get("RESCORING_WORK", REPO / "build" / "rescoring")) / "students"
 ENTITY_LABELS = ("BRAND", "PRODUCT")
 
 
@@ -102,24 +106,44 @@ def pll_lists(split: str, examples: list[NBestExample]) -> list[np.ndarray] | No
     return [np.asarray(data[e.id], dtype=np.float32) for e in examples]
 
 
+def _timed(fn, repeats: int) -> dict:
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - t))
+    return {
+        "median_ms": round(float(np.median(times)), 2),
+        "p90_ms": round(float(np.percentile(times, 90)), 2),
+    }
+
+
 def onnx_latency(model_dir: Path, texts: list[str], repeats: int = 200) -> dict:
     """Median / p90 ms of one batched call for 8 hypotheses, 2 intra-op threads."""
     from rescoring.runtime import Reranker
 
     reranker = Reranker(model_dir, threads=2)
-    for _ in range(10):
-        reranker.score_texts(texts)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        reranker.score_texts(texts)
-        times.append(1000 * (time.perf_counter() - t))
     return {
         "hypotheses": len(texts),
-        "median_ms": round(float(np.median(times)), 2),
-        "p90_ms": round(float(np.percentile(times, 90)), 2),
+        **_timed(lambda: reranker.score_texts(texts), repeats),
         "onnx_bytes": (model_dir / "model.onnx").stat().st_size,
     }
+
+
+def torch_latency(name: str, texts: list[str], repeats: int = 100) -> dict:
+    """The same for a trained student in PyTorch (fp32, 2 threads): plain vs Pyramid."""
+    import torch
+
+    from rescoring.train import encode, load_student
+
+    torch.set_num_threads(2)
+    model, tok, cfg = load_student(name)
+    ids, mask = encode(tok, texts, cfg.max_length)
+    ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+    with torch.no_grad():
+        return _timed(lambda: model(ids_t, mask_t), repeats)
 
 
 def pll_cpu_cost(texts: list[str]) -> float:
@@ -140,22 +164,35 @@ def pll_cpu_cost(texts: list[str]) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m rescoring.evaluate", description=__doc__)
     parser.add_argument("--students", default="s1,s12_mwer,s12_mwed,s2_mwer")
+    parser.add_argument(
+        "--pyramid", default="", help="plain,pyramid student names for the speed/WER table"
+    )
     parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument(
+        "--baseline-model-dir",
+        type=Path,
+        default=REPO / "build" / "rescoring" / "baseline_v1",
+        help="an earlier ONNX rescorer timed in the same run (skipped when absent)",
+    )
     parser.add_argument("--out", type=Path, default=DOCS / "rescoring_report")
     args = parser.parse_args(argv)
     from rescoring.runtime import DEFAULT_MODEL_DIR
+    from rescoring.train import train_examples
 
     model_dir = args.model_dir or DEFAULT_MODEL_DIR
     deployed = json.loads((model_dir / "config.json").read_text())
-    dev, test = load_split("dev"), load_split("test")
+    dev, test, train = load_split("dev"), load_split("test"), train_examples()
     report: dict = {
-        "machine": f"{platform.machine()} {platform.processor() or ''} CPU, 2 threads; "
-        "n-best decoded on an H100 (PyTorch Whisper base, beam 16, 8 readings)",
+        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs "
+        f"(load average {os.getloadavg()[0]:.1f} at start); n-best decoded on this CPU "
+        "(CTranslate2 int8 Whisper base, window 10 s, 8 readings, beam 16)",
         "data": {
-            "train_lists": len(load_split("train")),
+            "train_lists": len(train),
+            "train_lists_reused": sum(e.id.startswith("reused-") for e in train),
             "dev_lists": len(dev),
             "test_lists": len(test),
             "held_out_voices": sorted(HELD_OUT),
+            "train_voices": dict(sorted(Counter(e.voice for e in train).items())),
         },
         "deployed": {"student": deployed.get("student"), "lambda": deployed.get("lambda")},
         "ablation": {},
@@ -166,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     pll_dev, pll_test = pll_lists("dev", dev), pll_lists("test", test)
     if pll_dev is not None and pll_test is not None:
         systems["pll_teacher"] = (pll_dev, pll_test)
-    for name in [s for s in args.students.split(",") if s]:
+    names = [s for s in args.students.split(",") if s]
+    pyramid = [s for s in args.pyramid.split(",") if s]
+    for name in names + [p for p in pyramid if p not in names]:
         try:
             systems[name] = (student_lists(name, dev), student_lists(name, test))
         except FileNotFoundError:
@@ -186,10 +225,40 @@ def main(argv: list[str] | None = None) -> None:
     report["deployed"]["per_voice"] = grouped(
         test, chosen, lambda e: e.voice + (" (held out)" if e.voice in HELD_OUT else "")
     )
-    eight = list(max(test, key=lambda e: len(e.texts)).texts[:8])
-    report["latency"] = onnx_latency(model_dir, eight)
+    from rescoring.downstream import downstream
+
+    report["downstream"] = downstream(
+        [e.row for e in test],
+        {
+            "reference": [e.reference for e in test],
+            "first_pass": [e.texts[i] for e, i in zip(test, first, strict=True)],
+            "rescored": [e.texts[i] for e, i in zip(test, chosen, strict=True)],
+            "oracle": [e.texts[e.oracle] for e in test],
+        },
+    )
+    # Latency: the longest 8-reading list of the test split (worst case), and a typical one.
+    eights = sorted((e for e in test if len(e.texts) >= 8), key=lambda e: len(" ".join(e.texts)))
+    lists = {"longest": list(eights[-1].texts[:8]), "median": list(eights[len(eights) // 2].texts)}
+    report["latency"] = {"load_average_before": round(os.getloadavg()[0], 2)}
+    for key, texts in lists.items():
+        report["latency"][key] = onnx_latency(model_dir, texts)
+        if (args.baseline_model_dir / "model.onnx").is_file():
+            report["latency"][key]["baseline_v1"] = onnx_latency(args.baseline_model_dir, texts)
     with contextlib.suppress(FileNotFoundError):  # no teacher built: no PLL cost
-        report["latency"]["pll_teacher_cpu_ms"] = pll_cpu_cost(eight)
+        report["latency"]["pll_teacher_cpu_ms"] = pll_cpu_cost(lists["median"])
+    if pyramid:
+        report["pyramid"] = {}
+        for name in pyramid:
+            with contextlib.suppress(FileNotFoundError):
+                report["pyramid"][name] = {
+                    "keep": json.loads((WORK_STUDENTS / name / "config.json").read_text()).get(
+                        "keep"
+                    ),
+                    "latency_median_list": torch_latency(name, lists["median"]),
+                    "latency_longest_list": torch_latency(name, lists["longest"]),
+                    **{k: report["ablation"][name][k] for k in ("wer_rescored", "gap_closed_pct")},
+                }
+    report["latency"]["load_average_after"] = round(os.getloadavg()[0], 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
         json.dumps(report, indent=2, ensure_ascii=False) + "\n"
@@ -241,15 +310,59 @@ def render(r: dict) -> str:
     lat = r["latency"]
     lines += [
         "",
-        "## Latency",
+        "## Latency (8 hypotheses, one batched call, 2 threads)",
         "",
-        f"ONNX rescorer, {lat['hypotheses']} hypotheses in one call, 2 threads: median "
-        f"{lat['median_ms']} ms, p90 {lat['p90_ms']} ms (model {lat['onnx_bytes']} bytes). "
-        + (
-            f"PLL teacher scored directly: {lat['pll_teacher_cpu_ms']} ms for the same list."
-            if "pll_teacher_cpu_ms" in lat
-            else ""
-        ),
+        f"Load average {lat['load_average_before']} before, {lat['load_average_after']} after "
+        "(2 cores shared with other jobs).",
+        "",
+        "| list | model | median ms | p90 ms | ONNX bytes |",
+        "|---|---|---|---|---|",
+    ]
+    for key in ("median", "longest"):
+        x = lat[key]
+        lines.append(f"| {key} | deployed | {x['median_ms']} | {x['p90_ms']} | {x['onnx_bytes']} |")
+        if "baseline_v1" in x:
+            b = x["baseline_v1"]
+            lines.append(
+                f"| {key} | previous (v1, 4 layers, 48 tokens) | {b['median_ms']} | "
+                f"{b['p90_ms']} | {b['onnx_bytes']} |"
+            )
+    if "pll_teacher_cpu_ms" in lat:
+        lines += ["", f"PLL teacher scored directly: {lat['pll_teacher_cpu_ms']} ms (median list)."]
+    if r.get("pyramid"):
+        lines += [
+            "",
+            "## Pyramid-BERT vs plain encoder (PyTorch fp32, 2 threads, 8 hypotheses)",
+            "",
+            "| student | kept fraction per layer | median list ms | longest list ms | "
+            "test WER rescored | gap closed % |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, x in r["pyramid"].items():
+            lines.append(
+                f"| {name} | {x['keep'] or 'all (plain)'} | "
+                f"{x['latency_median_list']['median_ms']} | "
+                f"{x['latency_longest_list']['median_ms']} | {x['wer_rescored']} | "
+                f"{x['gap_closed_pct']} |"
+            )
+    d = r.get("downstream")
+    if d:
+        lines += [
+            "",
+            f"## Downstream NLU on the test lists ({d['parser']})",
+            "",
+            "Entity = label + normalized words of a gold entity of the reference.",
+            "",
+            "| text | language | intent accuracy | entity P | entity R | entity F1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key in ("first_pass", "rescored", "oracle", "reference"):
+            for lang, x in d[key].items():
+                lines.append(
+                    f"| {key} | {lang} | {x['intent_accuracy']} | {x['entity_precision']} | "
+                    f"{x['entity_recall']} | {x['entity_f1']} |"
+                )
+    lines += [
         "",
         "fixed: first pass worse than the oracle, rescored as good as the oracle; broken: first "
         "pass as good as the oracle, rescored worse.",
