@@ -82,6 +82,7 @@ def beam_search(
     scores = scores.view(-1)
     tokens = np.zeros((batch, k, 0), dtype=np.int64)
     finished: list[list[BeamResult]] = [[] for _ in range(batch)]
+    top_finished = np.zeros(batch, dtype=bool)
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     suppress = torch.as_tensor(options.suppress_ids, dtype=torch.long, device=device)
     suppress_begin = torch.as_tensor(options.suppress_begin_ids, dtype=torch.long, device=device)
@@ -100,7 +101,7 @@ def beam_search(
         top_vals, top_idx = total.topk(2 * k, dim=1)
         top_vals, top_idx = top_vals.cpu().numpy(), top_idx.cpu().numpy()  # one sync per step
         top_beam, top_tok = top_idx // vocab, top_idx % vocab
-        length = step + 1  # generated tokens so far, this one included
+        rank0_eot = top_tok[:, 0] == eot
         last = step == options.max_new_tokens - 1
 
         items = tokens.shape[0]
@@ -124,14 +125,14 @@ def beam_search(
                 if out < k:
                     next_beam[a, out], next_tok[a, out], next_score[a, out] = beam, tok, value
                     out += 1
-            if len(done) >= n_hyp:
-                done.sort(key=lambda r: r.score, reverse=True)
-                del done[n_hyp:]
-                # Stop once no live beam can beat the worst kept hypothesis at its current
-                # length (the usual heuristic; longer continuations rarely overtake).
-                best_alive = _normalize(float(next_score[a, 0]), length, penalty)
-                if out == 0 or done[-1].score >= best_alive:
-                    keep[a] = False
+            if rank0_eot[a]:
+                top_finished[rows_of[a]] = True
+            # CTranslate2's stopping rule: once the best candidate of some step was an
+            # end-of-text (sticky) and enough hypotheses have finished. Searching on for a
+            # better *normalized* score instead lets repetition loops win (their tokens are
+            # cheap), at the cost of max_new_tokens steps.
+            if len(done) >= n_hyp and top_finished[rows_of[a]]:
+                keep[a] = False
             if out == 0:
                 keep[a] = False
         if last or not keep.any():

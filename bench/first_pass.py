@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     for dtype in dtypes:
         model = build(args.backend, args.device, dtype, args.nbest, args.torch_model)
         run = {"backend": args.backend, "device": args.device, "dtype": dtype, "nbest": args.nbest}
+        # Shared machines: the load average says how much of the CPU this run really had.
+        run["load_avg_1min_start"] = os.getloadavg()[0]
         run["single"] = bench_single(model, rows)
         log.info("%s %s single: %s", args.backend, dtype, run["single"])
         run["batched"] = bench_batched(model, rows, args.batch_sizes, args.repeats)
@@ -263,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             log.info("streams %d: %s", n, sim)
             run["streams"].append(sim)
+        run["load_avg_1min_end"] = os.getloadavg()[0]
         results["runs"].append(run)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(

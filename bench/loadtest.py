@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import statistics
 import time
@@ -145,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": machine(), "url": url, "speed": args.speed, "runs": []}
     try:
         for n in args.streams:
+            load_start = os.getloadavg()[0]
             run = asyncio.run(run_load(url, rows, n, args.speed))
+            run["load_avg_1min"] = [load_start, os.getloadavg()[0]]  # shared-machine context
             log.info(
                 "%d streams: p50 %.0f ms, p95 %.0f ms", n, run["final_p50_ms"], run["final_p95_ms"]
             )
