@@ -97,7 +97,7 @@ async def run_load(url: str, rows: list[dict], streams: int, speed: float, seed:
     lat = [r.final_latency_s for r in results]
     stages = {
         key: statistics.median(r.timings_ms.get(key, 0.0) for r in results)
-        for key in ("asr", "rescore", "nlu", "answer", "total")
+        for key in ("wait", "asr", "rescore", "nlu", "answer", "total")
     }
     return {
         "streams": streams,
