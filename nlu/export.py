@@ -45,13 +45,13 @@ def export_onnx(model: JointModel, path: str | Path, opset: int = 17) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().eval()
-    ids = torch.tensor([[0, 100, 200, 300, 2], [0, 100, 2, 1, 1]], dtype=torch.long)
+    ids = torch.tensor([[0, 5, 6, 7, 2], [0, 5, 2, 1, 1]], dtype=torch.long)  # any valid ids
     mask = (ids != 1).long()
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}}
     axes |= {"intent": {0: "batch"}, "language": {0: "batch"}, "tags": {0: "batch", 1: "tokens"}}
     with torch.no_grad():
         torch.onnx.export(
-            _Wrapper(model),
+            _Wrapper(model).eval(),  # the exporter restores the wrapper's mode afterwards
             (ids, mask),
             str(path),
             input_names=list(INPUTS),

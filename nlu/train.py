@@ -300,9 +300,12 @@ def prepare(corpus: str, out: str, generic: int = 12000, limit: int = 0) -> None
 
 
 def load_init(init: str | Path) -> JointModel:
-    """The pre-trained (not fine-tuned) teacher of a `prepare` folder."""
+    """The pre-trained (not fine-tuned) teacher of a `prepare` folder (or, for tests and other
+    teachers, a JointModel saved there as model.safetensors)."""
     from nlu.teacher import build_teacher  # noqa: PLC0415
 
+    if (Path(init) / "model.safetensors").exists():
+        return JointModel.load(init)
     return build_teacher(None, packed=Path(init) / "teacher-q4.safetensors").eval()
 
 
@@ -552,7 +555,7 @@ def unpack(packed: str | Path, init: str | Path, out: str | Path) -> None:
         state = {}
         for part in sorted(packed.glob(f"{name}.part*.safetensors")):
             state |= {k: v.float() for k, v in load_file(str(part)).items()}
-        if name == "teacher":
+        if name == "teacher" and "word.weight" not in state:
             state["word.weight"] = load_init(init).word.weight.detach()
         model.load_state_dict(state, strict=True)
         model.save(
