@@ -151,10 +151,11 @@ class Rescorer:  # thin namespace so that torch is imported only when a model is
                 )
 
             def forward(self, input_ids, attention_mask):
-                """input_ids, attention_mask: int64 [B, T] -> scores float [B]."""
-                if not cfg.keep:
-                    out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
-                    return self.head(out.last_hidden_state[:, 0]).squeeze(-1)
+                """input_ids, attention_mask: int64 [B, T] -> scores float [B].
+
+                Always our own layer loop (`encoder_layer`), also without Pyramid drops:
+                the ONNX export then holds plain arithmetic, not transformers' mask code.
+                """
                 return self.head(self._pyramid(input_ids, attention_mask)).squeeze(-1)
 
             def _pyramid(self, input_ids, attention_mask):

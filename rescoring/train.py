@@ -34,6 +34,7 @@ WORK = Path(os.environ.get("RESCORING_WORK", REPO / "build" / "rescoring"))
 CORPUS = Path(os.environ.get("RESCORING_CORPUS", REPO / "build" / "corpus"))
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "rescorer"
 SEED = 13
+SPLITS = ("train", "dev", "test")
 
 
 def _torch():
@@ -209,7 +210,10 @@ def cmd_pll(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     model, tok, cfg = load_teacher(device)
     result: dict[str, dict] = {}
-    for split in ("train", "dev", "test"):
+    cost_path = WORK / "pll" / "cost.json"
+    if cost_path.is_file():  # scoring the splits in several runs keeps the earlier costs
+        result = {k: v for k, v in json.loads(cost_path.read_text()).items() if k in SPLITS}
+    for split in args.splits.split(","):
         path = WORK / "nbest" / f"{split}.jsonl"
         if not path.is_file():
             continue
@@ -229,7 +233,7 @@ def cmd_pll(args: argparse.Namespace) -> None:
         save_json(WORK / "pll" / f"{split}.json", by_id)
         result[split] = {"hypotheses": len(texts), "seconds": round(elapsed, 2)}
         log.info("PLL %s: %d hypotheses in %.1f s", split, len(texts), elapsed)
-    save_json(WORK / "pll" / "cost.json", {"device": device, "threads": args.threads, **result})
+    save_json(cost_path, {"device": device, "threads": args.threads, **result})
 
 
 # ---------------------------------------------------------------- student
@@ -294,8 +298,15 @@ def cmd_student(args: argparse.Namespace) -> None:
         keep=keep,
     )
     layers = [round(i * (tcfg.layers - 1) / max(1, args.layers - 1)) for i in range(args.layers)]
-    model = student_from_teacher(teacher.cpu(), cfg, layers).to(device)
+    model = student_from_teacher(teacher.cpu(), cfg, layers)
     del teacher
+    if args.init:
+        # Start from another student's weights (e.g. stage 1 done once, several stage 2s).
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(WORK / "students" / args.init / "model.safetensors")))
+        log.info("initialized from student %s", args.init)
+    model = model.to(device)
     train = train_examples()
     pll = _load_pll("train")
     scored = [e for e in train if e.id in pll]  # lists the teacher scored (stage 1 data)
@@ -498,6 +509,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("pll")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-train-lists", type=int, default=0, help="sample of train lists (0: all)")
+    p.add_argument("--splits", default="train,dev,test")
     p.set_defaults(func=cmd_pll)
     p = sub.add_parser("student")
     p.add_argument("--name", required=True)
@@ -505,6 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--keep", default="", help="Pyramid: kept fraction after each layer, e.g. 1,0.6,0.4"
     )
+    p.add_argument("--init", default="", help="start from this student (same layers/sizes)")
     p.add_argument("--stage1-epochs", type=int, default=2)
     p.add_argument("--stage2", choices=["none", "mwer", "mwed"], default="mwer")
     p.add_argument("--stage2-epochs", type=int, default=3)

@@ -18,14 +18,14 @@ def _batch():
     return ids, (ids != 0).long()
 
 
-def test_pyramid_without_dropping_equals_plain_encoder():
+def test_own_layer_loop_equals_transformers_bert_model():
     torch.manual_seed(0)
-    plain = Rescorer.build(EncoderConfig(**TINY)).eval()
-    pyramid = Rescorer.build(EncoderConfig(**TINY, keep=(1.0, 1.0))).eval()
-    pyramid.load_state_dict(plain.state_dict())
-    ids, mask = _batch()
-    with torch.no_grad():
-        assert torch.allclose(plain(ids, mask), pyramid(ids, mask), atol=1e-5)
+    for keep in ((), (1.0, 1.0)):
+        model = Rescorer.build(EncoderConfig(**TINY, keep=keep)).eval()
+        ids, mask = _batch()
+        with torch.no_grad():
+            reference = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+            assert torch.allclose(model(ids, mask), model.head(reference).squeeze(-1), atol=1e-5)
 
 
 def test_own_attention_mask_ignores_padding():
