@@ -49,8 +49,8 @@ def choose_backend(backend: str = "auto", device: str = "auto") -> str:
 def load_transcriber(config=None, backend: str = "auto", torch_model_dir: Path | None = None):
     """A first-pass transcriber for `config` (asr.transcriber.TranscriberConfig or None).
 
-    The PyTorch backend takes beam size, n-best size and device from the same config
-    fields (`beam_size`, `nbest`, `device`) when present; `torch_model_dir` points at the
+    The PyTorch backend takes the decoding fields it shares with TranscriberConfig (beam,
+    n-best, languages, bias terms, widening, length penalty, token budget, device); `torch_model_dir` points at the
     converted weights (default: <cache home>/whisper-base-torch).
     """
     device = getattr(config, "device", "auto") or "auto"
@@ -63,11 +63,21 @@ def load_transcriber(config=None, backend: str = "auto", torch_model_dir: Path |
 
     from asr.torch_backend import TorchTranscriber, TorchTranscriberConfig
 
-    fields = {}
-    for name in ("beam_size", "nbest"):
-        if getattr(config, name, None):
-            fields[name] = int(getattr(config, name))
-    torch_device = device if device in ("cpu",) or str(device).startswith("cuda") else "auto"
+    fields = {
+        name: getattr(config, name)
+        for name in (
+            "beam_size",
+            "nbest",
+            "language",
+            "languages",
+            "bias_terms",
+            "widen_beam",
+            "length_penalty",
+            "max_new_tokens",
+        )
+        if getattr(config, name, None) is not None
+    }
+    fields["bias_terms"] = tuple(fields.get("bias_terms", ()))
     return TorchTranscriber(
-        TorchTranscriberConfig(model_dir=torch_model_dir, device=torch_device, **fields)
+        TorchTranscriberConfig(model_dir=torch_model_dir, device=device, **fields)
     )

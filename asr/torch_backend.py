@@ -124,11 +124,10 @@ class TorchTranscriber:
         # Suppress Whisper's non-speech symbols and every special token (start, language,
         # task, timestamps): a transcript without timestamps never needs them.
         specials = range(eot + 1, self.model.config.vocab_size)
-        self.options = BeamOptions(
-            beam_size=max(config.beam_size, 2 * config.nbest),
-            num_hypotheses=max(config.beam_size, 2 * config.nbest),
-            max_new_tokens=config.max_new_tokens,
-            length_penalty=config.length_penalty,
+        # Beam width, length penalty and token budget are read from self.config on every call
+        # (a shallow copy with another config, like the server's greedy partials view,
+        # shares the weights); only the vocabulary facts are fixed here.
+        self._base_options = BeamOptions(
             suppress_ids=tuple(sorted(set(ct2_config.get("suppress_ids", [])) | set(specials))),
             suppress_begin_ids=tuple(ct2_config.get("suppress_ids_begin", [220, eot])),
             eot_id=eot,
@@ -275,10 +274,16 @@ class TorchTranscriber:
                     for i in range(len(audios))
                 ]
             )
-            beam = self.options.beam_size
+            beam = max(self.config.beam_size, 2 * n)
+            options = replace(
+                self._base_options,
+                beam_size=beam,
+                num_hypotheses=beam,
+                max_new_tokens=self.config.max_new_tokens,
+                length_penalty=self.config.length_penalty,
+            )
             readings = [
-                self._readings(r)
-                for r in beam_search(self.model, encoder_out, prompts, self.options)
+                self._readings(r) for r in beam_search(self.model, encoder_out, prompts, options)
             ]
             # Merging variants may leave fewer than n readings: decode those utterances
             # again with a wider beam, as the CTranslate2 path does.
@@ -287,7 +292,7 @@ class TorchTranscriber:
                 if not short:
                     break
                 beam = min(MAX_BEAM, beam * 2)
-                options = replace(self.options, beam_size=beam, num_hypotheses=beam)
+                options = replace(options, beam_size=beam, num_hypotheses=beam)
                 wider = beam_search(self.model, encoder_out[short], prompts[short], options)
                 for i, result in zip(short, wider, strict=True):
                     readings[i] = self._readings(result)

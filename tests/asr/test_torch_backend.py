@@ -166,3 +166,23 @@ def test_parity_all_fixtures(pair):
         a, b = ct2.nbest(audio, row["language"]), pt.nbest(audio, row["language"])
         same += a.best.text == b.best.text
     assert same >= 0.95 * len(ROWS)
+
+
+def test_load_transcriber_maps_the_shared_config(torch_dir, pair):
+    import copy
+    import dataclasses
+
+    from asr.torch_backend import TorchTranscriber
+    from asr.transcriber import TranscriberConfig
+
+    config = TranscriberConfig(device="cpu", nbest=2, language="es", widen_beam=False)
+    pt = backends.load_transcriber(config, backend="torch", torch_model_dir=torch_dir)
+    assert isinstance(pt, TorchTranscriber) and pt.device.type == "cpu"
+    assert (pt.config.nbest, pt.config.language, pt.config.widen_beam) == (2, "es", False)
+    # The server's greedy partials view: a shallow copy with beam 1 shares the weights.
+    view = copy.copy(pair[1])
+    view.config = dataclasses.replace(pair[1].config, beam_size=1, widen_beam=False)
+    row = ROWS[0]
+    greedy = view.nbest(_audio(row), row["language"], nbest=1)
+    assert greedy.extra["beam"] == 2 and greedy.text  # max(beam 1, 2 x nbest 1)
+    assert view.model is pair[1].model
