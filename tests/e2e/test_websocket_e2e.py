@@ -27,7 +27,8 @@ def labels(event: dict) -> set[str]:
     return {e["label"] for e in event["entities"]}
 
 
-def check_final(final: dict, stem: str) -> None:
+def check_final(final: dict, stem: str) -> bool:
+    """Asserts the final against the fixture; True when its answer located a product."""
     row = fixture_rows()[stem]
     assert final["language"] == row["language"]
     assert final["intent"]["name"] == row["intent"], final["text"]
@@ -36,10 +37,10 @@ def check_final(final: dict, stem: str) -> None:
     assert final["nbest"] and final["nbest"][0]["text"] == final["text"]
     assert {"asr", "nlu", "answer", "total"} <= set(final["timings_ms"])
     answer = final["answer"]
-    if answer is not None and row["intent"] == "find_product":  # None: inventory not built
-        assert answer["language"] == row["language"]
-        product = answer["products"][0]
-        assert product["aisle"] and product["bay"] is not None
+    if answer is None:  # the inventory is not built (no `assistant db init`)
+        return False
+    assert answer["text"] and answer["language"] == row["language"]
+    return any(p["aisle"] and p["bay"] is not None for p in answer["products"])
 
 
 def test_english_then_spanish_in_one_session(e2e_server):
@@ -51,8 +52,12 @@ def test_english_then_spanish_in_one_session(e2e_server):
     assert kinds[0] == "ready" and kinds[-1] == "end" and "error" not in kinds, log.events
     finals = [e for e in log.events if e["type"] == "final"]
     assert [f["utterance"] for f in finals] == [0, 1]
-    check_final(finals[0], "en_01_tide_pods")
-    check_final(finals[1], "es_02_leche_lala")
+    located = [
+        check_final(finals[0], "en_01_tide_pods"),
+        check_final(finals[1], "es_02_leche_lala"),
+    ]
+    if finals[0]["answer"] is not None:  # with an inventory, at least one aisle and bay
+        assert any(located), [f["answer"]["text"] for f in finals]
 
 
 def test_partials_grow_without_flicker(e2e_server, e2e_pipeline):
