@@ -39,6 +39,10 @@ class PipelineConfig:
     # Re-decoding with beams up to 32 to fill nbest readings costs several decodes per final;
     # a live answer takes the readings one beam gives.
     widen_beam: bool = False
+    # Encoder window (s), grown to fit longer utterances. Queries last 2-5 s; a 10 s window
+    # gives the same fixture WER as Whisper's 30 s at about a third of the encoder cost
+    # (docs/asr_benchmark.md), which is most of the end-of-speech-to-final latency on a CPU.
+    window_s: float = 10.0
     database_url: str | None = None  # None: assistant.paths.database_url()
 
 
@@ -233,7 +237,10 @@ def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
 
     transcriber = Transcriber(
         TranscriberConfig(
-            nbest=config.nbest, cpu_threads=config.cpu_threads, widen_beam=config.widen_beam
+            nbest=config.nbest,
+            cpu_threads=config.cpu_threads,
+            widen_beam=config.widen_beam,
+            window_s=config.window_s,
         )
     )
     reranker = _load_reranker() if config.rescore else None

@@ -77,6 +77,12 @@ def register(subparsers) -> None:
     )  # fmt: skip
     p.add_argument("--nbest", type=int, default=5, help="readings per final (default %(default)s)")
     p.add_argument("--no-rescore", action="store_true", help="first-pass order only")
+    p.add_argument(
+        "--window-s",
+        type=float,
+        default=10.0,
+        help="Whisper encoder window in seconds, grown to fit long utterances (default %(default)s)",
+    )
     p.add_argument("--store", default="1", help="default store id (default %(default)s)")
     p.set_defaults(func=run)
 
@@ -131,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
         resolve_model_dir(None)
     except ModelError as error:
         raise UserError(f"{error}") from error
-    pipeline_config = PipelineConfig(nbest=args.nbest, rescore=not args.no_rescore)
+    pipeline_config = PipelineConfig(
+        nbest=args.nbest, rescore=not args.no_rescore, window_s=args.window_s
+    )
     # A server's progress (models loaded, shutting down) belongs in its log.
     for name in ("assistant", "asr", "rescoring", "nlu"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
