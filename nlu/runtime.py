@@ -71,7 +71,14 @@ class OnnxParser:
 
     def logits(self, texts: Sequence[str]) -> tuple[list, dict[str, np.ndarray]]:
         """Encodings and raw outputs: intent [B,5], language [B,2], tags [B,T,17]."""
-        encs = self.tokenizer.encode_batch(list(texts))
+        # One query: plain encode; encode_batch would wake the tokenizer's thread pool,
+        # which competes with ONNX Runtime's threads for a few microseconds of work.
+        texts = list(texts)
+        encs = (
+            [self.tokenizer.encode(texts[0])]
+            if len(texts) == 1
+            else self.tokenizer.encode_batch(texts)
+        )
         t = max(len(e.ids) for e in encs)
         ids = np.full((len(encs), t), PAD_ID, dtype=np.int64)
         mask = np.zeros((len(encs), t), dtype=np.int64)
