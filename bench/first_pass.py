@@ -91,18 +91,26 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def build(backend: str, device: str, dtype: str, nbest: int, torch_model: Path | None):
+def build(
+    backend: str, device: str, dtype: str, nbest: int, torch_model: Path | None, widen: bool = True
+):
+    """The transcriber under test; `widen` toggles the wider-beam retries (widen_beam)."""
     if backend == "torch":
         from asr.torch_backend import TorchTranscriber, TorchTranscriberConfig
 
         return TorchTranscriber(
             TorchTranscriberConfig(
-                model_dir=torch_model, device=device, dtype=dtype, nbest=nbest, batch_size=64
+                model_dir=torch_model,
+                device=device,
+                dtype=dtype,
+                nbest=nbest,
+                batch_size=64,
+                widen_beam=widen,
             )
         )
     from asr.transcriber import Transcriber, TranscriberConfig
 
-    return Transcriber(TranscriberConfig(device=device, nbest=nbest))
+    return Transcriber(TranscriberConfig(device=device, nbest=nbest, widen_beam=widen))
 
 
 def bench_single(model, rows: list[dict]) -> dict:
@@ -219,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("ctranslate2", "torch"), default="ctranslate2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", nargs="+", default=["auto"], help="torch dtypes to measure")
+    parser.add_argument(
+        "--widen-beam",
+        nargs="+",
+        choices=("on", "off"),
+        default=["on"],
+        help="measure with and/or without the wider-beam retries",
+    )
     parser.add_argument("--torch-model", type=Path, default=None)
     parser.add_argument("--nbest", type=int, default=5)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16, 64])
@@ -250,15 +265,23 @@ def main(argv: list[str] | None = None) -> int:
     dtypes = (
         args.dtype if args.backend == "torch" else ["int8" if args.device == "cpu" else "float16"]
     )
-    for dtype in dtypes:
-        model = build(args.backend, args.device, dtype, args.nbest, args.torch_model)
-        run = {"backend": args.backend, "device": args.device, "dtype": dtype, "nbest": args.nbest}
+    configs = [(dtype, widen) for widen in args.widen_beam for dtype in dtypes]
+    for dtype, widen in configs:
+        model = build(args.backend, args.device, dtype, args.nbest, args.torch_model, widen == "on")
+        run = {
+            "backend": args.backend,
+            "device": args.device,
+            "dtype": dtype,
+            "nbest": args.nbest,
+            "widen_beam": widen,
+        }
         # Shared machines: the load average says how much of the CPU this run really had.
         run["load_avg_1min_start"] = os.getloadavg()[0]
         run["single"] = bench_single(model, rows)
-        log.info("%s %s single: %s", args.backend, dtype, run["single"])
+        log.info("%s %s widen %s single: %s", args.backend, dtype, widen, run["single"])
         run["batched"] = bench_batched(model, rows, args.batch_sizes, args.repeats)
         run["streams"] = []
+        # Streams once per widening policy, with the first dtype (they take the longest).
         for n in args.streams if dtype == dtypes[0] else []:
             sim = simulate_streams(
                 model, rows, n, args.stream_seconds, args.batch_wait_ms, args.max_batch
@@ -268,9 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         run["load_avg_1min_end"] = os.getloadavg()[0]
         results["runs"].append(run)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(results, indent=2)
-        )  # after each run: partial results survive
+        # Written after each run so that partial results survive a timeout.
+        args.out.write_text(json.dumps(results, indent=2))
         del model
     print(json.dumps(results, indent=1))
     return 0
