@@ -71,7 +71,29 @@ GENERIC_LINE_BONUS = 0.05
 TEXT_PHONETIC_WEIGHT = 0.85  # free-text scan: a sound-alike scores below TEXT_MIN_SCORE
 TEXT_MIN_SCORE = 0.88
 QUERY_WORDS = frozenset(
-    ["where", "find", "need", "want", "looking", "show", "tell", "many", "much", "have", "stock", "aisle", "please", "busco", "donde", "necesito", "quiero", "tienen", "tenemos", "pasillo", "ayuda"]
+    [
+        "where",
+        "find",
+        "need",
+        "want",
+        "looking",
+        "show",
+        "tell",
+        "many",
+        "much",
+        "have",
+        "stock",
+        "aisle",
+        "please",
+        "busco",
+        "donde",
+        "necesito",
+        "quiero",
+        "tienen",
+        "tenemos",
+        "pasillo",
+        "ayuda",
+    ]
 )
 
 

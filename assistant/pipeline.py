@@ -43,6 +43,7 @@ class PipelineConfig:
     # gives the same fixture WER as Whisper's 30 s at about a third of the encoder cost
     # (docs/asr_benchmark.md), which is most of the end-of-speech-to-final latency on a CPU.
     window_s: float = 10.0
+    asr_backend: str = "auto"  # "ctranslate2", "torch" (CUDA 13 GPUs) or "auto" (asr.backends)
     database_url: str | None = None  # None: assistant.paths.database_url()
 
 
@@ -233,15 +234,17 @@ def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
     clear message); the later stages are optional.
     """
     config = config or PipelineConfig()
-    from asr.transcriber import Transcriber, TranscriberConfig
+    from asr.backends import load_transcriber
+    from asr.transcriber import TranscriberConfig
 
-    transcriber = Transcriber(
+    transcriber = load_transcriber(
         TranscriberConfig(
             nbest=config.nbest,
             cpu_threads=config.cpu_threads,
             widen_beam=config.widen_beam,
             window_s=config.window_s,
-        )
+        ),
+        backend=config.asr_backend,
     )
     reranker = _load_reranker() if config.rescore else None
     parser, answerer, inventory = _load_nlu_and_answerer(config)

@@ -78,6 +78,12 @@ def register(subparsers) -> None:
     p.add_argument("--nbest", type=int, default=5, help="readings per final (default %(default)s)")
     p.add_argument("--no-rescore", action="store_true", help="first-pass order only")
     p.add_argument(
+        "--asr-backend",
+        choices=["auto", "ctranslate2", "torch"],
+        default="auto",
+        help="first-pass engine: CTranslate2, or PyTorch for CUDA 13 GPUs (default %(default)s)",
+    )
+    p.add_argument(
         "--window-s",
         type=float,
         default=10.0,
@@ -138,7 +144,10 @@ def run(args: argparse.Namespace) -> int:
     except ModelError as error:
         raise UserError(f"{error}") from error
     pipeline_config = PipelineConfig(
-        nbest=args.nbest, rescore=not args.no_rescore, window_s=args.window_s
+        nbest=args.nbest,
+        rescore=not args.no_rescore,
+        window_s=args.window_s,
+        asr_backend=args.asr_backend,
     )
     # A server's progress (models loaded, shutting down) belongs in its log.
     for name in ("assistant", "asr", "rescoring", "nlu"):

@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--beam-size", type=int, default=8)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--asr-backend",
+        choices=["auto", "ctranslate2", "torch"],
+        default="auto",
+        help="first-pass engine: CTranslate2, or PyTorch for CUDA 13 GPUs (default %(default)s)",
+    )
     parser.add_argument("--compute-type", default="default")
     parser.add_argument("--cpu-threads", type=int, default=0, help="0: min(4, cores)")
     parser.add_argument(
@@ -94,8 +100,9 @@ def nbest_record(file: str, nbest) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from asr.audio import AudioError, decode_audio
+    from asr.backends import load_transcriber
     from asr.models import ModelError
-    from asr.transcriber import MAX_BEAM, Transcriber, TranscriberConfig
+    from asr.transcriber import MAX_BEAM, TranscriberConfig
 
     if not 1 <= args.nbest <= MAX_BEAM:
         raise UserError(f"--nbest must be between 1 and {MAX_BEAM}, got {args.nbest}")
@@ -131,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if not audios:
         return 2
     try:
-        transcriber = Transcriber(config)
+        transcriber = load_transcriber(config, backend=args.asr_backend)
     except ModelError as error:
         raise UserError(str(error)) from error
     except RuntimeError as error:  # e.g. --device cuda without a usable GPU
