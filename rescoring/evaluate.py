@@ -282,6 +282,10 @@ HEADER = (
 )
 
 
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
 def render(r: dict) -> str:
     lines = [
         "# RescoreBERT second pass: evaluation report",
@@ -367,7 +371,22 @@ def render(r: dict) -> str:
         "fixed: first pass worse than the oracle, rescored as good as the oracle; broken: first "
         "pass as good as the oracle, rescored worse.",
         "",
+        "## Targets of issue 6 (computed from the tables above)",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
     ]
+    for lang, x in d["per_language"].items():
+        v = x["relative_wer_reduction_pct"]
+        lines.append(f"| >= 15% relative WER reduction, {lang} | {v}% | {_yes(v >= 15)} |")
+    v = d["test"]["gap_closed_pct"]
+    lines.append(f"| >= 40% of the first-pass-to-oracle gap closed | {v}% | {_yes(v >= 40)} |")
+    for key in ("median", "longest"):
+        v = lat[key]["median_ms"]
+        lines.append(
+            f"| <= 10 ms for 8 hypotheses, 2 threads ({key} list) | {v} ms | {_yes(v <= 10)} |"
+        )
+    lines.append("")
     return "\n".join(lines)
 
 

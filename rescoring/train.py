@@ -103,18 +103,24 @@ def cmd_teacher(args: argparse.Namespace) -> None:
 
     texts = domain_texts()
     if args.max_texts and len(texts) > args.max_texts:
-        texts = random.Random(SEED).sample(texts, args.max_texts)
+        # --resume draws a fresh sample (round r): more distinct sentences for the same cost.
+        texts = random.Random(SEED + args.resume).sample(texts, args.max_texts)
     log.info("teacher text: %d sentences", len(texts))
-    # The vocabulary also sees hypotheses so that misrecognitions split into pieces, not [UNK].
-    tok = train_tokenizer(texts + hypothesis_texts(), vocab_size=args.vocab)
-    cfg = EncoderConfig(
-        vocab_size=tok.get_vocab_size(), layers=args.layers, max_length=args.max_length
-    )
     out = WORK / "teacher"
-    out.mkdir(parents=True, exist_ok=True)
-    tok.save(str(out / "tokenizer.json"))
-    save_json(out / "config.json", cfg.to_dict())
-    model = new_teacher(cfg).to(device)
+    if args.resume:
+        model, tok, cfg = load_teacher(device)
+        torch.set_grad_enabled(True)
+        log.info("resuming the teacher in %s (round %d)", out, args.resume)
+    else:
+        # The vocabulary also sees hypotheses so that misrecognitions split into pieces.
+        tok = train_tokenizer(texts + hypothesis_texts(), vocab_size=args.vocab)
+        cfg = EncoderConfig(
+            vocab_size=tok.get_vocab_size(), layers=args.layers, max_length=args.max_length
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        tok.save(str(out / "tokenizer.json"))
+        save_json(out / "config.json", cfg.to_dict())
+        model = new_teacher(cfg).to(device)
     ids, mask = encode(tok, texts, cfg.max_length)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     steps = args.epochs * math.ceil(len(texts) / args.batch)
@@ -501,6 +507,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--max-texts", type=int, default=0, help="sample this many sentences (0: all)")
     p.add_argument("--max-length", type=int, default=32, help="subword tokens, [CLS]/[SEP] in")
+    p.add_argument(
+        "--resume", type=int, default=0, help="round r > 0: keep training the saved teacher"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=128)
