@@ -65,6 +65,9 @@ def timed(fn: Callable[[list[str]], object], texts: Sequence[str], batch: int, r
         "p50_ms": round(float(np.percentile(arr, 50)), 3),
         "p95_ms": round(float(np.percentile(arr, 95)), 3),
         "queries_per_s": round(batch * 1000 / float(arr.mean()), 1),
+        "min_ms": round(
+            float(arr.min()), 3
+        ),  # the least disturbed call: the cost without contention
     }
 
 
@@ -144,10 +147,14 @@ def run(args: argparse.Namespace) -> dict:
     asr_stats = Path(args.asr).with_suffix(".stats.json")
     if asr_stats.exists():
         report["asr_stats"] = json.loads(asr_stats.read_text())
-    for name, parser in parsers.items():
-        t0 = time.time()
-        report["accuracy"][name] = {s: accuracy(parser, rows) for s, rows in sets.items()}
-        log.info("%s evaluated in %.0f s", name, time.time() - t0)
+    previous = Path(args.out).with_suffix(".json")
+    if args.speed_only and previous.exists():  # keep the accuracy rows, measure speed again
+        report["accuracy"] = json.loads(previous.read_text())["accuracy"]
+    else:
+        for name, parser in parsers.items():
+            t0 = time.time()
+            report["accuracy"][name] = {s: accuracy(parser, rows) for s, rows in sets.items()}
+            log.info("%s evaluated in %.0f s", name, time.time() - t0)
 
     # Speed: every model in this one process, same queries, 2 threads.
     texts = [r["text"] for r in test[:512]]
@@ -350,11 +357,14 @@ def markdown(r: dict, command: str) -> str:
                 cells = [_fmt(b["exact"].get(lab, {}).get("f1")) for lab in labels]
                 out.append(f"| {model} | {lang} | " + " | ".join(cells) + " |")
     out.append("\n## Speed and size (CPU, 2 threads, same process and queries)\n")
-    out.append("| model | batch 1 p50 ms | batch 1 p95 ms | batch 32 queries/s |")
-    out.append("| --- | ---: | ---: | ---: |")
+    out.append(
+        "| model | batch 1 p50 ms | batch 1 p95 ms | batch 1 fastest ms | batch 32 queries/s |"
+    )
+    out.append("| --- | ---: | ---: | ---: | ---: |")
     for name, s in r["speed"].items():
         out.append(
-            f"| {name} | {s['batch1']['p50_ms']} | {s['batch1']['p95_ms']} | {s['batch32']['queries_per_s']} |"
+            f"| {name} | {s['batch1']['p50_ms']} | {s['batch1']['p95_ms']} | "
+            f"{s['batch1'].get('min_ms', 'n/a')} | {s['batch32']['queries_per_s']} |"
         )
     out.append(
         "\nTimes include tokenization and span decoding (teacher ONNX: tokenization + graph only).\n"
@@ -424,6 +434,7 @@ def markdown(r: dict, command: str) -> str:
                 tr["runs"]["student"]["eval"],
             )
     out.append(method_notes(r))
+    out.append(discussion(r))
     out.append("\n## Targets (issue 5)\n")
     out.append("| target | measured | met |\n| --- | ---: | --- |")
     for t in r["targets"]:
@@ -461,6 +472,76 @@ def method_notes(r: dict) -> str:
         "the CPU is shared with other jobs, see the load average above, so these are upper bounds.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def discussion(r: dict) -> str:
+    """Why the missed targets are missed, with the figures taken from the report itself."""
+    acc, sp, sz = r["accuracy"], r["speed"], r["size"]
+    tr, ab = r.get("training") or {}, r.get("ablation") or {}
+    out = ["\n## Where the targets are missed, and why\n"]
+    t = {lang: _f1(acc["teacher"]["test"], lang) for lang in ("en", "es")}
+    s8 = {lang: _f1(acc["student_int8"]["test"], lang) for lang in ("en", "es")}
+    line = (
+        f"- **F1 retention** (int8 student keeps {s8['en'] / t['en']:.1%} of the teacher's micro-F1 in "
+        f"English, {s8['es'] / t['es']:.1%} in Spanish): the whole GPU run that produced it (teacher and "
+        f"student) took {tr.get('train_seconds')} s, inside this round's share of GPU time (about ten "
+        "minutes, machine start-up and the ablation runs included)."
+    )
+    runs = ab.get("runs", {})
+    if "student" in runs and "student" in tr.get("runs", {}):
+        a, b = runs["student"]["eval"]["test"], tr["runs"]["student"]["eval"]["test"]
+        line += (
+            f" It is under-trained rather than capped: lengthening only the cross-entropy stage from "
+            f"{ab['config']['ce_epochs']} to {tr['config']['ce_epochs']} epoch raised its test F1 (GPU, "
+            f"PyTorch) from {_f1(a, 'en'):.3f}/{_f1(a, 'es'):.3f} to {_f1(b, 'en'):.3f}/{_f1(b, 'es'):.3f} (en/es)."
+        )
+    if "random_init" in runs and "student" in runs:
+        a, b = runs["random_init"]["eval"]["test"], runs["student"]["eval"]["test"]
+        line += (
+            f" At this budget a randomly initialized student with the same three stages scored "
+            f"{_f1(a, 'en'):.3f}/{_f1(a, 'es'):.3f}, against {_f1(b, 'en'):.3f}/{_f1(b, 'es'):.3f} for the "
+            "teacher-initialized one: the SVD initialization is only approximate (LayerNorm does not "
+            "commute with the projection) and did not pay off in one short representation stage; the "
+            "stages themselves do (CE alone and logit+CE score far lower). A longer schedule is the first "
+            "thing to run next."
+        )
+    line += (
+        f" Spanish trails English for the teacher too ({t['en']:.3f} vs {t['es']:.3f}): 40% of the "
+        "training split is Spanish and the test split holds out brands, product lines, templates and "
+        "first names, so Spanish BRAND and PERSON spans are the weakest."
+    )
+    out.append(line)
+    tc = r.get("training", {}).get("config", {})
+    if tc:
+        ratio = (12 * 384**2) / (tc["layers"] * tc["hidden"] ** 2)
+        x_onnx = (
+            sp["teacher_onnx_fp32"]["batch1"]["p50_ms"]
+            / sp["student_onnx_int8"]["batch1"]["p50_ms"]
+        )
+        out.append(
+            f"- **8x faster than the teacher in ONNX Runtime** ({x_onnx:.1f}x at p50): the student's "
+            f"per-token matrix work is about {ratio:.1f}x smaller than the teacher's (12 x 384^2 vs "
+            f"{tc['layers']} x {tc['hidden']}^2), and per-call costs (tokenizing, session overhead, "
+            "decoding) do not shrink with the model; 8x over an equally optimized teacher needs a "
+            "narrower or shallower student. Against the PyTorch teacher the target is met."
+        )
+    out.append(
+        f"- **8x smaller than the vocabulary-pruned teacher**: pruning alone takes the teacher from "
+        f"{sz['teacher_full_params']:,} to {sz['teacher_pruned_params']:,} parameters; against the full "
+        f"teacher the student is {sz['teacher_full_params'] / sz['student_params']:.1f}x smaller in "
+        f"parameters and {sz['teacher_full_fp32_mb'] / sz['student_onnx_int8_mb']:.0f}x on disk (int8)."
+    )
+    b1 = sp["student_onnx_int8"]["batch1"]
+    out.append(
+        f"- **p50 <= 2 ms on 2 CPU threads** ({b1['p50_ms']} ms measured): the machine was shared "
+        f"({r['machine'].split('; ')[-1].split(' (')[0]}); the fastest call took {b1.get('min_ms', 'n/a')} ms, nearer "
+        "the uncontended cost. Re-measure on a quiet machine with `python -m nlu.evaluate --speed-only`."
+    )
+    out.append(
+        "- **Not done this round**: quantization-aware distillation (int8 here is post-training only; "
+        "its F1 is within noise of fp32, so the gain to expect is small), ONNX Runtime on the GPU."
+    )
+    return "\n".join(out) + "\n"
 
 
 def write_card(r: dict, student_dir: Path, command: str) -> None:
@@ -509,6 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--render-only", action="store_true", help="re-render the markdown from OUT's .json"
     )
+    ap.add_argument(
+        "--speed-only", action="store_true", help="reuse OUT's accuracy rows, measure speed again"
+    )
     ap.add_argument("--work", default="build/nlu")
     ap.add_argument("--test-sample", type=int, default=4000, help="seeded sample of test (0: all)")
     ap.add_argument("--rounds", type=int, default=300, help="timed batch-1 calls per model")
@@ -525,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         command = report.get("command", "python -m nlu.evaluate")
     else:
         report = run(args)
+        if args.speed_only:  # the accuracy rows came from an earlier full run
+            command = "python -m nlu.evaluate && " + command.strip()
         report["command"] = command.strip()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(
