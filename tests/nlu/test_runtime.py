@@ -89,3 +89,17 @@ def test_batch_equals_single():
 def test_load_default_parser_none_without_model(tmp_path, monkeypatch):
     monkeypatch.setenv("RETAIL_ASSISTANT_NLU_MODEL", str(tmp_path))
     assert load_default_parser() is None
+
+
+@needs_student
+def test_runtime_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from nlu.runtime import load_default_parser\n"
+        "load_default_parser().parse('where are the tide pods')\n"
+        "assert 'torch' not in sys.modules, 'runtime imported torch'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
