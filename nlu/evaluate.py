@@ -552,10 +552,14 @@ def write_card(r: dict, student_dir: Path, command: str) -> None:
         "data": "synthetic EN/ES retail corpus (python -m nlu.corpus build; docs/corpus.md); test split held out",
         "rebuild": [
             "python -m nlu.corpus build --catalog build/catalog.jsonl --out build/corpus --seed 13 --n 200000",
+            "assistant transcribe tests/fixtures/audio/*.wav --json --no-rescore --nbest 1 > build/nlu/asr_raw.jsonl",
+            "python -m nlu.asr_eval --transcripts build/nlu/asr_raw.jsonl --out build/nlu/asr_fixtures.jsonl",
             "scripts/train_nlu.sh prepare",
-            "scripts/train_nlu.sh train   # on a GPU machine; OUT=<folder>",
+            "NLU_ABLATIONS=0 scripts/train_nlu.sh train   # on a GPU machine; OUT=<folder>",
+            "scripts/train_nlu.sh train --ce-epochs 0.5   # the ablation table",
             "scripts/train_nlu.sh unpack <folder>",
-            "python -m nlu.export --model build/nlu/run/student --out nlu/models/student",
+            "python -m nlu.export --model build/nlu/run/student --out build/nlu/student_fp32",
+            "python -m nlu.export --model build/nlu/run/student --out nlu/models/student --int8-only",
             command,
         ],
         "metrics": {
