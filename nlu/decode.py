@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlu.bio import tags_to_spans
-from nlu.schema import INTENTS, NluResult
+from nlu.bio import TAG_TO_ID, tags_to_spans, word_starts
+from nlu.schema import BIO_TAGS, INTENTS, NluResult
 
 LANGUAGES: tuple[str, ...] = ("en", "es")
 
@@ -17,6 +17,27 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def word_level_tags(text: str, offsets: list[tuple[int, int]], tags: list[int]) -> list[int]:
+    """Make each word's later pieces continue its first piece's tag (B-X/I-X -> I-X, O -> O).
+
+    A small student sometimes tags only some pieces of a word ("com|ing" -> "ing" as an
+    entity, "ais|le" glued to a SIZE); entities are whole words in ANNOTATION.md, so the
+    first piece decides, as in the usual first-sub-word NER evaluation.
+    """
+    out = list(tags)
+    first = 0
+    for i, start in enumerate(word_starts(text, offsets)):
+        if offsets[i][0] == offsets[i][1]:  # special token
+            continue
+        if start:
+            first = out[i]
+        elif first == 0:
+            out[i] = 0
+        else:
+            out[i] = TAG_TO_ID["I-" + BIO_TAGS[first].split("-", 1)[1]]
+    return out
+
+
 def decode(
     text: str,
     offsets: list[tuple[int, int]],
@@ -24,6 +45,7 @@ def decode(
     language_logits: np.ndarray,
     tag_logits: np.ndarray,
     language: str | None = None,
+    word_level: bool = True,
 ) -> NluResult:
     """One query.
 
@@ -33,13 +55,17 @@ def decode(
         intent_logits: [n_intents]; language_logits: [2]; tag_logits: [T, n_tags] (padding
             rows beyond len(offsets) are ignored).
         language: when the caller knows it ("en"/"es"), it wins over the model's guess.
+        word_level: every sub-word takes the tag of its word's first piece (see
+            `word_level_tags`); False decodes each piece's own tag.
     """
     intent_p = softmax(intent_logits)
     k = int(intent_p.argmax())
     if language is None:
         language = LANGUAGES[int(np.argmax(language_logits))]
     tag_p = softmax(tag_logits[: len(offsets)])
-    tags = tag_p.argmax(-1)
+    tags = [int(t) for t in tag_p.argmax(-1)]
     scores = tag_p.max(-1)
-    entities = tags_to_spans(text, offsets, [int(t) for t in tags], scores.tolist())
+    if word_level:
+        tags = word_level_tags(text, offsets, tags)
+    entities = tags_to_spans(text, offsets, tags, scores.tolist())
     return NluResult(text, language, INTENTS[k], float(intent_p[k]), tuple(entities))
