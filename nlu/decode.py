@@ -22,19 +22,23 @@ def word_level_tags(text: str, offsets: list[tuple[int, int]], tags: list[int]) 
 
     A small student sometimes tags only some pieces of a word ("com|ing" -> "ing" as an
     entity, "ais|le" glued to a SIZE); entities are whole words in ANNOTATION.md, so the
-    first piece decides, as in the usual first-sub-word NER evaluation.
+    first piece with a letter or digit decides ("¿Tienda": "Tienda", not "¿"), as in the usual
+    first-sub-word NER evaluation.
     """
     out = list(tags)
-    first = 0
+    first: int | None = None  # tag of the current word's first piece with a letter or digit
     for i, start in enumerate(word_starts(text, offsets)):
-        if offsets[i][0] == offsets[i][1]:  # special token
+        s, e = offsets[i]
+        if s == e:  # special token
             continue
-        if start:
-            first = out[i]
-        elif first == 0:
-            out[i] = 0
-        else:
-            out[i] = TAG_TO_ID["I-" + BIO_TAGS[first].split("-", 1)[1]]
+        if start or text[s] in "'’":  # "ethan|'s": the gold span stops before the clitic
+            first = None
+        if first is None:
+            # Leading "▁", "¿", quotes: the word's tag comes from its first real piece.
+            if any(ch.isalnum() for ch in text[s:e]):
+                first = out[i]
+            continue
+        out[i] = 0 if first == 0 else TAG_TO_ID["I-" + BIO_TAGS[first].split("-", 1)[1]]
     return out
 
 
