@@ -248,6 +248,20 @@ def targets(r: dict) -> list[dict]:
                 "met": x >= 8,
             }
         )
+    a, b = (
+        sp["teacher_pytorch"]["batch1"].get("min_ms"),
+        sp["student_onnx_int8"]["batch1"].get("min_ms"),
+    )
+    if (
+        a and b
+    ):  # the p50 of a slow model on a shared CPU is mostly waiting; the fastest calls are not
+        rows.append(
+            {
+                "target": ">= 8x faster than teacher_pytorch at batch 1 (fastest calls, less contention)",
+                "value": round(a / b, 2),
+                "met": a / b >= 8,
+            }
+        )
     x = sz["teacher_full_params"] / sz["student_params"]
     rows.append(
         {
@@ -466,6 +480,11 @@ def method_notes(r: dict) -> str:
         "embedding space, evenly spaced layer selection, per-head dimension and FFN-neuron selection, "
         "nlu/student.py); stages: hidden-state MSE + attention KL on unlabelled text, logit MSE on "
         "unlabelled text, cross-entropy on labelled text, each with gradual top-down unfreezing.",
+        "- **Decoding**: every learned model is decoded the same way (nlu/decode.py): argmax tag per "
+        "piece, then each word's later pieces follow its first piece, then BIO to character spans. "
+        "The ablation table and the training-side F1 in docs/nlu_training*_metrics.json were computed "
+        "on the GPU before word-level decoding was added (each piece its own tag), so they sit a few "
+        "points below the CPU rows: compare rows within one table.",
         "- **Quantization**: int8 by ONNX Runtime dynamic post-training quantization (per-channel "
         "MatMul and Gather weights). Quantization-aware distillation was not done in this round.",
         "- **Latency**: wall time per call through `parse_batch` (tokenize, run, decode) on 2 threads; "
@@ -493,7 +512,7 @@ def discussion(r: dict) -> str:
         line += (
             f" It is under-trained rather than capped: lengthening only the cross-entropy stage from "
             f"{ab['config']['ce_epochs']} to {tr['config']['ce_epochs']} epoch raised its test F1 (GPU, "
-            f"PyTorch) from {_f1(a, 'en'):.3f}/{_f1(a, 'es'):.3f} to {_f1(b, 'en'):.3f}/{_f1(b, 'es'):.3f} (en/es)."
+            f"PyTorch, per-piece decoding) from {_f1(a, 'en'):.3f}/{_f1(a, 'es'):.3f} to {_f1(b, 'en'):.3f}/{_f1(b, 'es'):.3f} (en/es)."
         )
     if "random_init" in runs and "student" in runs:
         a, b = runs["random_init"]["eval"]["test"], runs["student"]["eval"]["test"]
@@ -525,6 +544,14 @@ def discussion(r: dict) -> str:
             "decoding) do not shrink with the model; 8x over an equally optimized teacher needs a "
             "narrower or shallower student. Against the PyTorch teacher the target is met."
         )
+    tp = sp["teacher_pytorch"]
+    out.append(
+        f"- **Teacher PyTorch timings are contention-bound**: its batch-1 p50 ({tp['batch1']['p50_ms']} ms) is "
+        f"far above its fastest call ({tp['batch1'].get('min_ms')} ms) and above what its batch-32 "
+        f"throughput ({tp['batch32']['queries_per_s']} queries/s) implies, most likely because PyTorch's OpenMP threads "
+        "compete with the other jobs on the 2 shared cores. The speed-up over it is therefore also "
+        "given from the fastest calls in the targets table; the ONNX teacher is the fair comparison."
+    )
     out.append(
         f"- **8x smaller than the vocabulary-pruned teacher**: pruning alone takes the teacher from "
         f"{sz['teacher_full_params']:,} to {sz['teacher_pruned_params']:,} parameters; against the full "
@@ -532,11 +559,12 @@ def discussion(r: dict) -> str:
         f"parameters and {sz['teacher_full_fp32_mb'] / sz['student_onnx_int8_mb']:.0f}x on disk (int8)."
     )
     b1 = sp["student_onnx_int8"]["batch1"]
-    out.append(
-        f"- **p50 <= 2 ms on 2 CPU threads** ({b1['p50_ms']} ms measured): the machine was shared "
-        f"({r['machine'].split('; ')[-1].split(' (')[0]}); the fastest call took {b1.get('min_ms', 'n/a')} ms, nearer "
-        "the uncontended cost. Re-measure on a quiet machine with `python -m nlu.evaluate --speed-only`."
-    )
+    if b1["p50_ms"] > 2:
+        out.append(
+            f"- **p50 <= 2 ms on 2 CPU threads** ({b1['p50_ms']} ms measured): the machine was shared "
+            f"({r['machine'].split('; ')[-1].split(' (')[0]}); the fastest call took {b1.get('min_ms', 'n/a')} ms, nearer "
+            "the uncontended cost. Re-measure on a quiet machine with `python -m nlu.evaluate --speed-only`."
+        )
     out.append(
         "- **Not done this round**: quantization-aware distillation (int8 here is post-training only; "
         "its F1 is within noise of fp32, so the gain to expect is small), ONNX Runtime on the GPU."
