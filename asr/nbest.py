@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field, replace
+
+
+def reading_key(text: str) -> str:
+    """What two hypotheses must share to count as one reading: text without case, punctuation
+    or extra spaces ("Tide Pods?" == "tide pods"; "tidepods" and "10" vs "diez" stay apart).
+    Both first-pass backends merge their beams by it."""
+    text = unicodedata.normalize("NFC", text).casefold()
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+    return re.sub(r"\s+", " ", text).strip()
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from asr.nbest import Hypothesis, NBest
+from asr.nbest import Hypothesis, NBest, reading_key
 from asr.torch_beam import BeamOptions, beam_search
 
 log = logging.getLogger(__name__)
@@ -77,14 +75,6 @@ class TorchTranscriberConfig:
             raise ValueError(f"languages must be among {LANGUAGES}, got {self.languages}")
         if self.language != "auto" and self.language not in self.languages:
             raise ValueError(f"unknown language {self.language!r}: use auto or {self.languages}")
-
-
-def reading_key(text: str) -> str:
-    """What two hypotheses must share to count as one reading (the same rule as
-    asr.transcriber.reading_key, repeated so this module needs no faster-whisper/av)."""
-    text = unicodedata.normalize("NFC", text).casefold()
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 class TorchTranscriber:

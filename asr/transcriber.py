@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ import numpy as np
 
 from asr.audio import SAMPLE_RATE
 from asr.models import resolve_model_dir
-from asr.nbest import Hypothesis, NBest
+from asr.nbest import Hypothesis, NBest, reading_key
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +89,6 @@ class TranscriberConfig:
             raise ValueError(f"nbest must be at most {MAX_BEAM}")
         if not 1.0 <= self.window_s <= WINDOW_S:
             raise ValueError(f"window_s must be between 1 and {WINDOW_S} seconds")
-
-
-def reading_key(text: str) -> str:
-    """What two hypotheses must share to count as one reading: text without case, punctuation
-    or extra spaces ("Tide Pods?" == "tide pods"; "tidepods" and "10" vs "diez" stay apart)."""
-    text = unicodedata.normalize("NFC", text).casefold()
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def bias_prompt_text(terms: Sequence[str]) -> str:
