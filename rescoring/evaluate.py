@@ -349,11 +349,11 @@ def render(r: dict) -> str:
                 f"{x['latency_longest_list']['median_ms']} | {x['wer_rescored']} | "
                 f"{x['gap_closed_pct']} |"
             )
-    d = r.get("downstream")
-    if d:
+    down = r.get("downstream")
+    if down:
         lines += [
             "",
-            f"## Downstream NLU on the test lists ({d['parser']})",
+            f"## Downstream NLU on the test lists ({down['parser']})",
             "",
             "Entity = label + normalized words of a gold entity of the reference.",
             "",
@@ -361,7 +361,7 @@ def render(r: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         for key in ("first_pass", "rescored", "oracle", "reference"):
-            for lang, x in d[key].items():
+            for lang, x in down[key].items():
                 lines.append(
                     f"| {key} | {lang} | {x['intent_accuracy']} | {x['entity_precision']} | "
                     f"{x['entity_recall']} | {x['entity_f1']} |"

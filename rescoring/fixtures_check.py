@@ -53,7 +53,9 @@ def main() -> None:
         "broken": sum(r["first_pass_errors"] == 0 and r["rescored_errors"] > 0 for r in out),
         "errors_first_pass": sum(r["first_pass_errors"] for r in out),
         "errors_rescored": sum(r["rescored_errors"] for r in out),
-        "machine": "2-core x86-64 CPU (CTranslate2 int8 first pass, ONNX rescorer)",
+        "machine": "2-core x86-64 CPU shared with other jobs (CTranslate2 int8 first pass, "
+        "ONNX rescorer)",
+        "rescorer": json.loads((reranker.model_dir / "config.json").read_text()).get("student"),
         "rows": out,
     }
     path = REPO / "docs" / "rescoring_fixtures.json"
