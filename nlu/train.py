@@ -61,6 +61,9 @@ class TrainConfig:
     logit_epochs: float = 2.0
     ce_epochs: float = 3.0
     student_lr: float = 3e-4
+    student_batch_size: int = 0  # distillation stages' batch (0: batch_size); steps cost ~the same
+    deadline_s: float = 0  # training ends this many seconds after `run` starts (0: none); the
+    # last stage of the main student shortens its schedule to fit, so a GPU lease cannot cut it
     layers: int = 4
     hidden: int = 312
     ffn: int = 1248
@@ -129,13 +132,22 @@ def train_loop(
     frozen: set[int] | None = None,
     head_lr: float | None = None,
     unfreeze: bool = True,
+    batch_size: int = 0,
+    deadline: float = 0.0,
+    info: dict | None = None,
 ) -> list[float]:
     """AdamW with warm-up and linear decay; gradual unfreezing over the first
-    `cfg.unfreeze_fraction` of the steps. Returns the mean loss of each tenth of training."""
+    `cfg.unfreeze_fraction` of the steps. Returns the mean loss of each tenth of training.
+
+    `deadline` (a time.time() value, 0: none): after a short measurement the step count is
+    cut to what fits before it, and warm-up, unfreezing and decay follow the shorter schedule.
+    `info` receives planned and done steps, epochs and seconds."""
     frozen = frozen or set()
     rng = random.Random(cfg.seed)
-    steps_per_epoch = math.ceil(len(items) / cfg.batch_size)
-    total = max(1, int(steps_per_epoch * epochs))
+    batch_size = batch_size or cfg.batch_size
+    steps_per_epoch = math.ceil(len(items) / batch_size)
+    total = planned = max(1, int(steps_per_epoch * epochs))
+    t0 = time.time()
     heads = {id(p) for p in _blocks(model)[-1]}
     body = [p for p in model.parameters() if id(p) not in heads]
     groups = [
@@ -153,9 +165,18 @@ def train_loop(
     bar = tqdm(total=total, desc=desc, leave=False, mininterval=2.0)
     step = 0
     while step < total:
-        for batch in D.batches(items, cfg.batch_size, shuffle=True, rng=rng):
+        for batch in D.batches(items, batch_size, shuffle=True, rng=rng):
             if step >= total:
                 break
+            # Re-measured every 100 steps: steps get dearer as unfreezing opens lower blocks.
+            if deadline and step >= 50 and step % 100 == 50:
+                rate = (time.time() - t0) / step
+                fit = step + int(max(0.0, deadline - time.time()) / rate)
+                if fit < total:
+                    log.warning("%s: %d of %d steps fit before the deadline", desc, fit, total)
+                    total = max(fit, step + 1)
+                    warm = min(warm, max(1, total // 20))
+                    bar.total = total
             frac = (
                 step / (total * cfg.unfreeze_fraction) if unfreeze and cfg.unfreeze_fraction else 1
             )
@@ -177,13 +198,21 @@ def train_loop(
                 window = []
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}")
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
     bar.close()
     if window:
         losses.append(round(sum(window) / len(window), 4))
     for p in model.parameters():
         p.requires_grad_(id(p) not in frozen)
     model.eval()
+    if info is not None:
+        info |= {
+            "planned_steps": planned,
+            "steps": step,
+            "batch_size": batch_size,
+            "epochs": round(step / steps_per_epoch, 3),
+            "seconds": round(time.time() - t0, 1),
+        }
     return losses
 
 
@@ -334,6 +363,7 @@ class Stages:
 def run(cfg: TrainConfig) -> dict:
     from tokenizers import Tokenizer  # noqa: PLC0415
 
+    t_entry = time.time()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
@@ -348,10 +378,17 @@ def run(cfg: TrainConfig) -> dict:
     pool = D.encode_texts(tok, pool_texts, cfg.max_len)
     log.info("train %d, unlabelled pool %d, eval %s", len(labelled), len(pool), list(sets))
     stages = Stages(out, device)
-    metrics: dict = {"config": asdict(cfg), "device": str(device), "runs": {}, "losses": {}}
+    metrics: dict = {
+        "config": asdict(cfg),
+        "device": str(device),
+        "runs": {},
+        "losses": {},
+        "steps": {},
+    }
     if device.type == "cuda":
         metrics["gpu"] = torch.cuda.get_device_name()
     t_start = time.time()
+    deadline = t_entry + cfg.deadline_s if cfg.deadline_s else 0.0
 
     # Teacher: full fine-tuning except the word embeddings (the pruned vocabulary holds pieces
     # training never sees; freezing keeps them where pre-training put them).
@@ -373,6 +410,7 @@ def run(cfg: TrainConfig) -> dict:
             frozen,
             cfg.head_lr,
             unfreeze=False,
+            info=metrics["steps"].setdefault("teacher", {}),
         ),
     )
     teacher.eval().requires_grad_(False)
@@ -428,17 +466,32 @@ def run(cfg: TrainConfig) -> dict:
                     return ce_loss(s(b["input_ids"], b["attention_mask"]), b)
 
                 extra, items, epochs = [], labelled, cfg.ce_epochs
+            # Only the main student's last stage yields to the deadline (ablations are extras).
+            end = deadline if run_name == "student" and stage == plan[-1] else 0.0
             student, metrics["losses"][name] = stages.run(
                 name,
                 student,
-                lambda s=student, fn=fn, extra=extra, items=items, epochs=epochs, name=name: (
-                    train_loop(s, extra, items, fn, cfg, epochs, cfg.student_lr, name, device)
+                lambda s=student, fn=fn, extra=extra, items=items, epochs=epochs, name=name, end=end: (
+                    train_loop(
+                        s,
+                        extra,
+                        items,
+                        fn,
+                        cfg,
+                        epochs,
+                        cfg.student_lr,
+                        name,
+                        device,
+                        batch_size=cfg.student_batch_size,
+                        deadline=end,
+                        info=metrics["steps"].setdefault(name, {}),
+                    )
                 ),
             )
             done.append(stage)
             if run_name == "student":
                 rows["+".join(done)] = evaluate(student, tok, sets, device)
-        final = evaluate(student, tok, sets, device)
+        final = rows[list(rows)[-1]] if rows else evaluate(student, tok, sets, device)
         metrics["runs"][run_name] = {
             "params": student.n_params(),
             "plan": plan,
