@@ -478,15 +478,12 @@ class AssistantBundle:
 def load_parser(inventory: Inventory | None, prefer_learned: bool = True) -> Parser:
     """The learned student when installed, else the gazetteer baseline."""
     if prefer_learned:
-        try:
-            from nlu.runtime import load_default_parser
+        from nlu.runtime import load_default_parser
 
-            parser = load_default_parser()
-            if parser is not None:
-                log.info("parser: learned student")
-                return parser
-        except ImportError as error:
-            log.info("no learned parser (%s)", error)
+        parser = load_default_parser()
+        if parser is not None:
+            log.info("parser: learned student")
+            return parser
     from assistant.gazetteer import build_gazetteer
     from nlu.baseline import BaselineParser
 

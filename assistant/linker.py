@@ -243,6 +243,13 @@ class Linker:
 
     # -- public ------------------------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Build the catalog index now (about 0.5 s) rather than inside the first answer.
+
+        Raises InventoryUnavailable when the database cannot be read.
+        """
+        self._build()
+
     def link(self, nlu: NluResult) -> LinkResult:
         """Candidates for the BRAND/PRODUCT/SIZE/COLOR spans of a parse (first of each)."""
         spans = {

@@ -254,11 +254,8 @@ def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
 
 
 def _load_reranker():
-    try:
-        from rescoring.runtime import load_default_reranker
-    except ImportError as error:
-        log.warning("no rescorer (%s): finals keep the first-pass order", error)
-        return None
+    from rescoring.runtime import load_default_reranker
+
     try:
         return load_default_reranker()
     except Exception:
@@ -267,31 +264,14 @@ def _load_reranker():
 
 
 def _load_nlu_and_answerer(config: PipelineConfig):
-    """The domain engineer's factory when it exists (the same one `assistant ask` uses),
-    else the learned parser or the baseline one, without answers."""
+    """Parser, answerer and inventory from the factory `assistant ask` uses too."""
+    from assistant.answer import build_assistant
+    from assistant.inventory.db import InventoryUnavailable
+
+    bundle = build_assistant(database_url=config.database_url)
     try:
-        from assistant.answer import build_assistant  # parser + linker + answerer
-    except ImportError as error:
-        log.warning("no answer factory (%s): finals carry no answer", error)
-    else:
-        bundle = build_assistant(database_url=config.database_url)
-        return bundle.parser, bundle.answerer, bundle.inventory
-    return _load_parser(), None, None
-
-
-def _load_parser():
-    try:
-        from nlu.runtime import load_default_parser
-
-        parser = load_default_parser()
-        if parser is not None:
-            return parser
-    except ImportError as error:
-        log.warning("no learned parser (%s)", error)
-    try:
-        from nlu.baseline import BaselineParser
-
-        return BaselineParser()
-    except ImportError as error:
-        log.warning("no parser at all (%s): finals carry only the transcript", error)
-        return None
+        bundle.linker.warm_up()
+    except InventoryUnavailable as error:
+        # the server still starts; each final then reports db_unavailable
+        log.warning("inventory unavailable at start-up: %s", error)
+    return bundle.parser, bundle.answerer, bundle.inventory

@@ -49,13 +49,12 @@ def load_parser(model: str | None = None, precision: str = "auto"):
         "using the baseline rule parser",
         file=sys.stderr,
     )
-    try:
-        from nlu.baseline import BaselineParser  # noqa: PLC0415
-    except ImportError as error:
-        raise UserError(
-            "no NLU model available: install the student (python -m nlu.export) or the baseline"
-        ) from error
-    return BaselineParser()
+    from assistant.answer import load_parser as load_assistant_parser  # noqa: PLC0415
+    from assistant.inventory import Inventory  # noqa: PLC0415
+
+    # the same gazetteer baseline `assistant ask` falls back to (the curated lists when the
+    # database is down)
+    return load_assistant_parser(Inventory(), prefer_learned=False)
 
 
 def _format(result) -> str:

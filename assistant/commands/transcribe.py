@@ -71,18 +71,12 @@ def read_bias_file(path: Path) -> tuple[str, ...]:
 
 
 def load_reranker(no_rescore: bool):
-    """The second pass, or None (first pass only).
-
-    RESCORER HOOK: rescoring.runtime.load_default_reranker() returns a Reranker whose
-    .rank(nbest) -> NBest fills rescore_score and score, or None when no model is present.
-    """
+    """The second pass (a Reranker whose .rank(nbest) fills rescore_score and score), or None:
+    asked for none, or no rescorer model installed (first pass only)."""
     if no_rescore:
         return None
-    try:
-        from rescoring.runtime import load_default_reranker
-    except ImportError:
-        log.debug("no rescoring.runtime yet: first pass only")
-        return None
+    from rescoring.runtime import load_default_reranker
+
     return load_default_reranker()
 
 
