@@ -70,6 +70,7 @@ def spanish_key(text: str) -> str:
 GENERIC_LINE_BONUS = 0.05
 TEXT_PHONETIC_WEIGHT = 0.85  # free-text scan: a sound-alike scores below TEXT_MIN_SCORE
 TEXT_MIN_SCORE = 0.88
+MIN_JOINED_CHARS = 5  # space-free comparison only for names this long ("lala" + 1)
 QUERY_WORDS = frozenset(
     [
         "where",
@@ -173,6 +174,8 @@ class _Forms:
         self.owners = [owners[f] for f in self.forms]
         self.en = [english_key(f) for f in self.forms]
         self.es = [spanish_key(f) for f in self.forms]
+        # ASR joins and splits names ("tidepods", "leche la la"): compare without spaces too
+        self.joined = [f.replace(" ", "") for f in self.forms]
 
     def scores(self, span: str, weight: float) -> dict[str, float]:
         """id -> best similarity of `span` to any of its forms."""
@@ -180,8 +183,10 @@ class _Forms:
         if not query:
             return {}
         best: dict[str, float] = defaultdict(float)
+        joined = query.replace(" ", "")
         passes = (
             (query, self.forms, 1.0),
+            (joined if len(joined) >= MIN_JOINED_CHARS else "", self.joined, 1.0),
             (english_key(query), self.en, weight),
             (spanish_key(query), self.es, weight),
         )
@@ -221,6 +226,13 @@ class Linker:
             brand_forms[fold(p.brand)].add(p.brand)
             line_forms[fold(p.product_en)].add(p.line)
             line_forms[fold(p.product_es)].add(p.line)
+            # the whole name as said: "tide pods", "leche lala", "lala leche"
+            for name in (
+                f"{p.brand} {p.product_en}",
+                f"{p.brand} {p.product_es}",
+                f"{p.product_es} {p.brand}",
+            ):
+                line_forms[fold(name)].add(p.line)
             for field in (p.size, p.size_es):
                 if field:
                     self._size_forms[p.sku].add(fold(field))
@@ -259,8 +271,16 @@ class Linker:
         if not (spans["BRAND"] or spans["PRODUCT"]):
             return self.link_text(nlu.text, size=spans["SIZE"], color=spans["COLOR"])
         result = self.link_spans(spans["BRAND"], spans["PRODUCT"], spans["SIZE"], spans["COLOR"])
-        if not result.candidates:
-            return self.link_text(nlu.text, size=spans["SIZE"], color=spans["COLOR"])
+        if result.candidates and not result.ambiguous:
+            return result
+        # The spans may cut a misheard name apart ("pañales [u] [diez]") or join two
+        # ("[tidepods]"): a scan of the whole text settles what the spans left open.
+        scanned = self.link_text(nlu.text, size=spans["SIZE"], color=spans["COLOR"])
+        if scanned.candidates and (
+            not result.candidates
+            or (not scanned.ambiguous and scanned.best.score >= result.best.score)
+        ):
+            return scanned
         return result
 
     def link_spans(
