@@ -13,10 +13,12 @@ punctuation, because matching runs on tokens that keep their original spans.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nlu.schema import Entity, NluResult
 
@@ -485,7 +487,25 @@ _ES_MARKERS = frozenset(
 )
 # retail words only Spanish queries use ("playera roja talla grande" has no function word)
 _ES_MARKERS |= frozenset(
-    ["talla", "playera", "playeras", "pañales", "leche", "galletas", "jabón", "jabon", "sección", "seccion", "existencia", "bodega", "hola", "gracias", "cuánto", "cuanto", "dame"]
+    [
+        "talla",
+        "playera",
+        "playeras",
+        "pañales",
+        "leche",
+        "galletas",
+        "jabón",
+        "jabon",
+        "sección",
+        "seccion",
+        "existencia",
+        "bodega",
+        "hola",
+        "gracias",
+        "cuánto",
+        "cuanto",
+        "dame",
+    ]
 )
 _EN_MARKERS = frozenset(
     [
@@ -584,6 +604,42 @@ class Gazetteer:
     @classmethod
     def from_lists(cls, **lists: Iterable[str]) -> Gazetteer:
         return cls(**{k: tuple(dict.fromkeys(v)) for k, v in lists.items()})
+
+    @classmethod
+    def from_catalog_rows(
+        cls,
+        rows: Iterable[dict],
+        persons: Iterable[str] = (),
+        departments: Iterable[str] = (),
+    ) -> Gazetteer:
+        """Surface forms of catalog rows (the objects of `assistant catalog --json`): brand and
+        brand_aliases; product_en/es and aliases_en/es (product lines and spoken types);
+        color/color_es and their aliases; department/department_es. Persons (first names) and
+        extra department aliases are not in the rows, so the caller hands them in."""
+        lists: dict[str, list[str]] = {"brands": [], "products": [], "colors": []}
+        depts = list(departments)
+        for row in rows:
+            lists["brands"] += [row.get("brand") or "", *(row.get("brand_aliases") or [])]
+            lists["products"] += [row.get("product_en") or "", row.get("product_es") or ""]
+            lists["products"] += [*(row.get("aliases_en") or []), *(row.get("aliases_es") or [])]
+            lists["colors"] += [row.get("color") or "", row.get("color_es") or ""]
+            lists["colors"] += row.get("color_aliases_en") or []
+            lists["colors"] += row.get("color_aliases_es") or []
+            depts += [row.get("department") or "", row.get("department_es") or ""]
+        return cls.from_lists(
+            **{k: [x for x in v if x] for k, v in lists.items()},
+            departments=[d for d in depts if d],
+            persons=list(persons),
+        )
+
+    @classmethod
+    def from_catalog_jsonl(
+        cls, path: str | Path, persons: Iterable[str] = (), departments: Iterable[str] = ()
+    ) -> Gazetteer:
+        """`from_catalog_rows` over a JSONL file (one catalog row per line)."""
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        return cls.from_catalog_rows(rows, persons, departments)
 
 
 def detect_language(text: str, hint: str | None = None) -> str:

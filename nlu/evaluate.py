@@ -112,6 +112,25 @@ def _f1(m: dict, lang: str, mode: str = "exact") -> float:
     return block[mode]["micro"]["f1"] if block else float("nan")
 
 
+def baseline_gazetteer(catalog: str | Path):
+    """The gazetteer the assistant gives its baseline parser, from the catalog JSONL (brands,
+    products, colours, departments and their aliases), plus every first name and department
+    alias the corpus generator draws from (nlu.corpus lexicon): the baseline knows all the
+    catalog and all names, held-out test ones included, so its row is an upper bound of it."""
+    from nlu.baseline import Gazetteer  # noqa: PLC0415
+    from nlu.corpus.generate import load_lexicon  # noqa: PLC0415
+
+    if not Path(catalog).exists():
+        raise SystemExit(
+            f"error: catalog {catalog} not found; make it with "
+            f"`assistant catalog --json > {catalog}` or pass --catalog PATH"
+        )
+    lex = load_lexicon()
+    persons = [n for names in lex["first_names"].values() for n in names]
+    departments = [name for pair in lex["departments"] for name in pair]
+    return Gazetteer.from_catalog_jsonl(catalog, persons=persons, departments=departments)
+
+
 def run(args: argparse.Namespace) -> dict:
     from nlu.export import export_onnx  # noqa: PLC0415
     from nlu.modeling import JointModel  # noqa: PLC0415
@@ -133,15 +152,18 @@ def run(args: argparse.Namespace) -> dict:
         "student_fp32": OnnxParser(args.student_fp32_dir or student_dir, "fp32", THREADS),
         "student_int8": OnnxParser(student_dir, "int8", THREADS),
     }
-    try:
-        from nlu.baseline import BaselineParser  # noqa: PLC0415
+    from nlu.baseline import BaselineParser  # noqa: PLC0415
 
-        parsers["baseline"] = BaselineParser()
-    except ImportError:
-        log.warning("nlu.baseline not importable: no baseline row")
+    gazetteer = baseline_gazetteer(args.catalog)
+    parsers["baseline"] = BaselineParser(gazetteer)
     report: dict = {
         "machine": machine(),
         "sets": {k: len(v) for k, v in sets.items()},
+        "baseline_gazetteer": {
+            "catalog": str(args.catalog),
+            **{k: len(getattr(gazetteer, k)) for k in ("brands", "products", "colors")},
+            **{k: len(getattr(gazetteer, k)) for k in ("departments", "persons")},
+        },
         "accuracy": {},
     }
     asr_stats = Path(args.asr).with_suffix(".stats.json")
@@ -616,6 +638,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--student", default="nlu/models/student", help="runtime dir (int8)")
     ap.add_argument(
         "--student-fp32-dir", default="build/nlu/student_fp32", help="dir with model.onnx"
+    )
+    ap.add_argument(
+        "--catalog",
+        default="build/catalog.jsonl",
+        help="catalog JSONL (assistant catalog --json) for the baseline's gazetteer",
     )
     ap.add_argument("--gpu-metrics", default="docs/nlu_training_metrics.json")
     ap.add_argument("--ablation-metrics", default="docs/nlu_training_ablation_metrics.json")

@@ -160,3 +160,46 @@ def test_language_hint_and_detection():
 def test_empty_gazetteer_still_parses_regex_entities():
     result = BaselineParser().parse("how many in store 5 this week")
     assert ("STORE", "store 5") in spans(result) and ("DATE", "this week") in spans(result)
+
+
+def test_gazetteer_from_catalog_jsonl(tmp_path):
+    import json
+
+    rows = [
+        {
+            "brand": "Huggies",
+            "brand_aliases": ["huggies", "hugis"],
+            "product_en": "diapers",
+            "product_es": "pañales",
+            "aliases_en": ["diapers", "diaper"],
+            "aliases_es": ["pañales", "pañal"],
+            "color": None,
+            "color_es": None,
+            "department": "Baby",
+            "department_es": "Bebés",
+        },
+        {
+            "brand": "Adidas",
+            "brand_aliases": [],
+            "product_en": "hoodie",
+            "product_es": "sudadera",
+            "aliases_en": [],
+            "aliases_es": ["sudadera con capucha"],
+            "color": "red",
+            "color_es": "rojo",
+            "color_aliases_es": ["roja"],
+            "department": "Apparel",
+            "department_es": "Ropa",
+        },
+    ]
+    path = tmp_path / "catalog.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
+    g = Gazetteer.from_catalog_jsonl(path, persons=["María"], departments=["baby aisle"])
+    assert g.brands == ("Huggies", "huggies", "hugis", "Adidas")
+    assert "sudadera con capucha" in g.products and "pañal" in g.products
+    assert g.colors == ("red", "rojo", "roja")
+    assert g.departments == ("baby aisle", "Baby", "Bebés", "Apparel", "Ropa")
+    got = BaselineParser(g).parse("cuántos pañales hugis tiene María en bebés")
+    spans = {(e.label, e.text) for e in got.entities}
+    assert {("PRODUCT", "pañales"), ("BRAND", "hugis"), ("PERSON", "María")} <= spans
+    assert ("DEPARTMENT", "bebés") in spans
