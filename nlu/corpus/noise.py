@@ -191,7 +191,32 @@ _RULES: list[tuple[str, str]] = [
 ]
 # a split must not start with a function word: "de tergent" would read as "de" + "tergent"
 _STOP_PREFIXES = set(
-    ["de", "la", "el", "en", "un", "lo", "the", "in", "on", "an", "at", "to", "al", "le", "es", "for", "a", "of", "by", "los", "las", "del", "una", "from"]
+    [
+        "de",
+        "la",
+        "el",
+        "en",
+        "un",
+        "lo",
+        "the",
+        "in",
+        "on",
+        "an",
+        "at",
+        "to",
+        "al",
+        "le",
+        "es",
+        "for",
+        "a",
+        "of",
+        "by",
+        "los",
+        "las",
+        "del",
+        "una",
+        "from",
+    ]
 )
 _VOWEL_SWAP = {"a": "e", "e": "i", "i": "e", "o": "u", "u": "o"}
 
