@@ -221,6 +221,8 @@ def attach_training(report: dict, args: argparse.Namespace) -> None:
         report["training"] = json.loads(Path(args.gpu_metrics).read_text())
     if args.ablation_metrics and Path(args.ablation_metrics).exists():
         report["ablation"] = json.loads(Path(args.ablation_metrics).read_text())
+    if args.round1 and Path(args.round1).exists():
+        report["round1"] = json.loads(Path(args.round1).read_text())
     report["targets"] = targets(report)
 
 
@@ -435,8 +437,10 @@ def markdown(r: dict, command: str) -> str:
             f"Schedule: teacher {c['teacher_epochs']} epoch; stages rep {c['rep_epochs']} / logit "
             f"{c['logit_epochs']} epoch over a {c['pool_size']}-text pool, CE {c['ce_epochs']} epoch of "
             f"train; batch {c['batch_size']}, seed {c['seed']}. Each ablation changes only what its row "
-            "says. The shipped student (last row) ran the same recipe with a longer CE stage "
-            f"({(tr or {}).get('config', {}).get('ce_epochs')} epoch).\n"
+            "says. These rows were decoded per piece (before word-level decoding); the shipped "
+            f"student (last row) ran the longer schedule below ({_schedule(tr or {})}) and is "
+            "decoded per word, as every CPU row is, so it sits a few points higher for that reason "
+            "too.\n"
         )
         out.append(
             "| student | init | stages | test intent | test F1 en | test F1 es | ASR F1 | ASR intent |"
@@ -466,7 +470,7 @@ def markdown(r: dict, command: str) -> str:
             row(
                 "shipped student",
                 "teacher (SVD + layers)",
-                "rep+logit+ce (longer CE)",
+                "rep+logit+ce (longer, word decoding)",
                 tr["runs"]["student"]["eval"],
             )
     out.append(method_notes(r))
@@ -477,6 +481,24 @@ def markdown(r: dict, command: str) -> str:
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
         out.append(f"| {t['target']} | {_fmt(t['value'])} | {met} |")
     return "\n".join(out) + "\n"
+
+
+def _schedule(tr: dict) -> str:
+    """The shipped run's stages as run: epochs done (a deadline may cut the last), batch, lr."""
+    c, steps = tr.get("config", {}), tr.get("steps", {})
+    if not c:
+        return "n/a"
+
+    def ep(name: str, planned: float) -> str:
+        return f"{steps.get(name, {}).get('epochs', planned)}"
+
+    sb = c.get("student_batch_size") or c.get("batch_size")
+    return (
+        f"teacher {ep('teacher', c['teacher_epochs'])} epoch at batch {c['batch_size']}; student rep "
+        f"{ep('student-rep', c['rep_epochs'])} / logit {ep('student-rep-logit', c['logit_epochs'])} "
+        f"epoch over a {c['pool_size']}-text pool, CE {ep('student-rep-logit-ce', c['ce_epochs'])} "
+        f"epoch of train, batch {sb}, lr {c['student_lr']}"
+    )
 
 
 def method_notes(r: dict) -> str:
@@ -496,17 +518,38 @@ def method_notes(r: dict) -> str:
         f"{sz['teacher_full_params']:,}; the pruned teacher computes the same function on the kept pieces), "
         f"word embeddings frozen, fine-tuned {c.get('teacher_epochs')} epoch on the 160k-example train split "
         "with joint intent / language / BIO heads. It came back from the GPU as float16 weights, so the "
-        "CPU teacher rows carry that rounding.",
+        "CPU teacher rows carry that rounding. Its fine-tuning is deterministic: this round's GPU "
+        "run reproduced the previous round's teacher bit for bit.",
         f"- **Student**: {c.get('layers')} layers, hidden {c.get('hidden')}, FFN {c.get('ffn')}, "
         f"{sz['student_params']:,} parameters; initialized from the teacher (SVD projection of the "
         "embedding space, evenly spaced layer selection, per-head dimension and FFN-neuron selection, "
         "nlu/student.py); stages: hidden-state MSE + attention KL on unlabelled text, logit MSE on "
-        "unlabelled text, cross-entropy on labelled text, each with gradual top-down unfreezing.",
+        "unlabelled text, cross-entropy on labelled text, each with gradual top-down unfreezing. "
+        f"Schedule as run: {_schedule(tr)}"
+        + (
+            f" (the CE stage was planned for {c.get('ce_epochs')} epoch and shortened by "
+            f"`--deadline-s {c.get('deadline_s')}` to fit the GPU lease)."
+            if c.get("deadline_s")
+            else "."
+        ),
         "- **Decoding**: every learned model is decoded the same way (nlu/decode.py): argmax tag per "
         "piece, then each word's later pieces follow its first piece, then BIO to character spans. "
-        "The ablation table and the training-side F1 in docs/nlu_training*_metrics.json were computed "
-        "on the GPU before word-level decoding was added (each piece its own tag), so they sit a few "
-        "points below the CPU rows: compare rows within one table.",
+        "The ablation table (docs/nlu_training_ablation_metrics.json) was computed on the GPU before "
+        "word-level decoding was added (each piece its own tag), so its rows sit a few points below "
+        "the CPU rows: compare rows within one table. docs/nlu_training_metrics.json (the shipped "
+        "run) decodes per word.",
+        "- **Baseline**: the rule parser with the gazetteer the assistant gives it, built from the "
+        "catalog rows (`Gazetteer.from_catalog_jsonl`, brands, products, colours, departments and "
+        "their aliases and mishearings) plus every first name and department alias the corpus "
+        "generator draws from"
+        + (
+            " ({brands} brand, {products} product, {colors} colour, {departments} department and "
+            "{persons} person phrases from {catalog})".format(**r["baseline_gazetteer"])
+            if "baseline_gazetteer" in r
+            else ""
+        )
+        + ". It therefore knows the held-out test brands, lines and names that the learned "
+        "models never saw in training: its row is the best this baseline can do here.",
         "- **Quantization**: int8 by ONNX Runtime dynamic post-training quantization (per-channel "
         "MatMul and Gather weights). Quantization-aware distillation was not done in this round.",
         "- **Latency**: wall time per call through `parse_batch` (tokenize, run, decode) on 2 threads; "
@@ -525,26 +568,46 @@ def discussion(r: dict) -> str:
     line = (
         f"- **F1 retention** (int8 student keeps {s8['en'] / t['en']:.1%} of the teacher's micro-F1 in "
         f"English, {s8['es'] / t['es']:.1%} in Spanish): the whole GPU run that produced it (teacher and "
-        f"student) took {tr.get('train_seconds')} s, inside this round's share of GPU time (about ten "
-        "minutes, machine start-up and the ablation runs included)."
+        f"student) trained for {tr.get('train_seconds')} s, all the GPU time this round had left "
+        "(one lease, machine start-up included)."
     )
-    runs = ab.get("runs", {})
-    if "student" in runs and "student" in tr.get("runs", {}):
-        a, b = runs["student"]["eval"]["test"], tr["runs"]["student"]["eval"]["test"]
+    r1 = r.get("round1")
+    if r1 and "student_int8" in r1.get("accuracy", {}):
+        a, c1 = r1["accuracy"]["student_int8"]["test"], r1.get("training_config", {})
         line += (
-            f" It is under-trained rather than capped: lengthening only the cross-entropy stage from "
-            f"{ab['config']['ce_epochs']} to {tr['config']['ce_epochs']} epoch raised its test F1 (GPU, "
-            f"PyTorch, per-piece decoding) from {_f1(a, 'en'):.3f}/{_f1(a, 'es'):.3f} to {_f1(b, 'en'):.3f}/{_f1(b, 'es'):.3f} (en/es)."
+            f" The longer schedule helped: the previous round's student (CE "
+            f"{c1.get('ce_epochs')} epoch at batch {c1.get('batch_size')}, rep/logit "
+            f"{c1.get('rep_epochs')}/{c1.get('logit_epochs')} epoch, {r1.get('train_seconds')} s on "
+            f"the GPU; docs/nlu_report_round1.json) scored {_f1(a, 'en'):.3f}/{_f1(a, 'es'):.3f} "
+            f"(int8, test, en/es, same decoding and sample); this round's longer schedule scores "
+            f"{s8['en']:.3f}/{s8['es']:.3f}."
         )
+    ce = tr.get("losses", {}).get("student-rep-logit-ce")
+    stages = tr.get("runs", {}).get("student", {}).get("stages", {})
+    if ce and "rep+logit" in stages and "rep+logit+ce" in stages:
+        a, b = stages["rep+logit"]["test"], stages["rep+logit+ce"]["test"]
+        line += (
+            f" More of the same would not close the gap: the CE loss on the training split ends at "
+            f"{ce[-1]} (near zero), and on the GPU the logit stage alone reached "
+            f"{_f1(a, 'en'):.3f}/{_f1(a, 'es'):.3f} F1 and {a['all']['intent_accuracy']:.3f} intent "
+            f"accuracy, CE then {_f1(b, 'en'):.3f}/{_f1(b, 'es'):.3f} F1 but "
+            f"{b['all']['intent_accuracy']:.3f} intent accuracy. What is left is generalization to "
+            "the test split's held-out brands, product lines, templates and first names (Spanish "
+            "BRAND and PERSON trail most, per-label table above): the next step is longer logit "
+            "distillation on more unlabelled text with unseen names and brands, and a shorter CE "
+            "stage, not more CE epochs."
+        )
+    runs = ab.get("runs", {})
     if "random_init" in runs and "student" in runs:
         a, b = runs["random_init"]["eval"]["test"], runs["student"]["eval"]["test"]
         line += (
-            f" At this budget a randomly initialized student with the same three stages scored "
-            f"{_f1(a, 'en'):.3f}/{_f1(a, 'es'):.3f}, against {_f1(b, 'en'):.3f}/{_f1(b, 'es'):.3f} for the "
-            "teacher-initialized one: the SVD initialization is only approximate (LayerNorm does not "
-            "commute with the projection) and did not pay off in one short representation stage; the "
-            "stages themselves do (CE alone and logit+CE score far lower). A longer schedule is the first "
-            "thing to run next."
+            f" In the previous round's short ablation a randomly initialized student with the same "
+            f"three stages scored {_f1(a, 'en'):.3f}/{_f1(a, 'es'):.3f}, against "
+            f"{_f1(b, 'en'):.3f}/{_f1(b, 'es'):.3f} for the teacher-initialized one: the SVD "
+            "initialization is only approximate (LayerNorm does not commute with the projection) and "
+            "did not pay off in one short representation stage; the stages themselves do (CE alone and "
+            "logit+CE score far lower). That ablation was not repeated at the longer schedule (no GPU "
+            "time left)."
         )
     line += (
         f" Spanish trails English for the teacher too ({t['en']:.3f} vs {t['es']:.3f}): 40% of the "
@@ -553,7 +616,11 @@ def discussion(r: dict) -> str:
     )
     out.append(line)
     tc = r.get("training", {}).get("config", {})
-    if tc:
+    if (
+        tc
+        and sp["teacher_onnx_fp32"]["batch1"]["p50_ms"]
+        < 8 * sp["student_onnx_int8"]["batch1"]["p50_ms"]
+    ):
         ratio = (12 * 384**2) / (tc["layers"] * tc["hidden"] ** 2)
         x_onnx = (
             sp["teacher_onnx_fp32"]["batch1"]["p50_ms"]
@@ -567,13 +634,14 @@ def discussion(r: dict) -> str:
             "narrower or shallower student. Against the PyTorch teacher the target is met."
         )
     tp = sp["teacher_pytorch"]
-    out.append(
-        f"- **Teacher PyTorch timings are contention-bound**: its batch-1 p50 ({tp['batch1']['p50_ms']} ms) is "
-        f"far above its fastest call ({tp['batch1'].get('min_ms')} ms) and above what its batch-32 "
-        f"throughput ({tp['batch32']['queries_per_s']} queries/s) implies, most likely because PyTorch's OpenMP threads "
-        "compete with the other jobs on the 2 shared cores. The speed-up over it is therefore also "
-        "given from the fastest calls in the targets table; the ONNX teacher is the fair comparison."
-    )
+    if tp["batch1"]["p50_ms"] > 3 * (tp["batch1"].get("min_ms") or tp["batch1"]["p50_ms"]):
+        out.append(
+            f"- **Teacher PyTorch timings are contention-bound**: its batch-1 p50 ({tp['batch1']['p50_ms']} ms) is "
+            f"far above its fastest call ({tp['batch1'].get('min_ms')} ms) and above what its batch-32 "
+            f"throughput ({tp['batch32']['queries_per_s']} queries/s) implies, most likely because PyTorch's OpenMP threads "
+            "compete with the other jobs on the 2 shared cores. The speed-up over it is therefore also "
+            "given from the fastest calls in the targets table; the ONNX teacher is the fair comparison."
+        )
     out.append(
         f"- **8x smaller than the vocabulary-pruned teacher**: pruning alone takes the teacher from "
         f"{sz['teacher_full_params']:,} to {sz['teacher_pruned_params']:,} parameters; against the full "
@@ -587,6 +655,32 @@ def discussion(r: dict) -> str:
             f"({r['machine'].split('; ')[-1].split(' (')[0]}); the fastest call took {b1.get('min_ms', 'n/a')} ms, nearer "
             "the uncontended cost. Re-measure on a quiet machine with `python -m nlu.evaluate --speed-only`."
         )
+    if "baseline" in acc:
+        bt, ba = acc["baseline"]["test"], acc["baseline"].get("asr_fixtures")
+        d = {lang: s8[lang] - _f1(bt, lang) for lang in ("en", "es")}
+        line = (
+            f"- **Beats the baseline by a clear margin** (int8 student minus baseline, exact micro-F1 "
+            f"on test: {d['en']:+.3f} en, {d['es']:+.3f} es): the baseline here has the gazetteer the "
+            "assistant gives it, built from the whole catalog, so it knows every brand, product line "
+            "and first name of the test split, aliases and mishearings included; the learned models "
+            "never saw the held-out ones in training and must generalize to them (Spanish BRAND, "
+            "PRODUCT and PERSON are where the student loses, per-label table above). The student "
+            "still wins on intent in English and on dates and sizes, which are not listed anywhere."
+        )
+        if ba:
+            line += (
+                f" On the ASR transcripts the baseline scores {_f1(ba, 'all'):.3f} against "
+                f"{_f1(acc['student_int8']['asr_fixtures'], 'all'):.3f}: its alias lists hold the "
+                "usual mishearings of brand names."
+            )
+        line += (
+            " With an earlier, empty gazetteer the baseline scored far lower "
+            "(docs/nlu_report_round1.json), which is not the baseline the assistant runs. "
+            "End-to-end answer accuracy of both parsers through the linker is in "
+            "docs/domain_eval.md. Next: feed the gazetteer's matches to the student (or let the "
+            "gazetteer override spans it covers), and distil on text with unseen names."
+        )
+        out.append(line)
     out.append(
         "- **Not done this round**: quantization-aware distillation (int8 here is post-training only; "
         "its F1 is within noise of fp32, so the gain to expect is small), ONNX Runtime on the GPU."
@@ -606,7 +700,8 @@ def write_card(r: dict, student_dir: Path, command: str) -> None:
             "python -m nlu.asr_eval --transcripts build/nlu/asr_raw.jsonl --out build/nlu/asr_fixtures.jsonl",
             "scripts/train_nlu.sh prepare",
             "NLU_ABLATIONS=0 scripts/train_nlu.sh train   # on a GPU machine; OUT=<folder>",
-            "scripts/train_nlu.sh train --ce-epochs 0.5   # the ablation table",
+            "scripts/train_nlu.sh train --student-batch-size 128 --student-lr 5e-4 --rep-epochs 1 "
+            "--logit-epochs 1 --ce-epochs 0.5 --deadline-s 0   # the ablation table (previous round)",
             "scripts/train_nlu.sh unpack <folder>",
             "python -m nlu.export --model build/nlu/run/student --out build/nlu/student_fp32",
             "python -m nlu.export --model build/nlu/run/student --out nlu/models/student --int8-only",
@@ -645,6 +740,11 @@ def main(argv: list[str] | None = None) -> int:
         help="catalog JSONL (assistant catalog --json) for the baseline's gazetteer",
     )
     ap.add_argument("--gpu-metrics", default="docs/nlu_training_metrics.json")
+    ap.add_argument(
+        "--round1",
+        default="docs/nlu_report_round1.json",
+        help="an earlier round's accuracy rows and schedule, to compare with",
+    )
     ap.add_argument("--ablation-metrics", default="docs/nlu_training_ablation_metrics.json")
     ap.add_argument(
         "--render-only", action="store_true", help="re-render the markdown from OUT's .json"
