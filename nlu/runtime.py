@@ -39,9 +39,16 @@ class OnnxParser:
         model_dir: the runtime model directory.
         precision: "int8" (model.int8.onnx), "fp32" (model.onnx) or "auto" (int8 if present).
         threads: intra-op threads for ONNX Runtime (None: its default).
+        device: "auto" (CUDA when onnxruntime-gpu is installed, else CPU), "cpu" or "cuda".
     """
 
-    def __init__(self, model_dir: str | Path, precision: str = "auto", threads: int | None = None):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        precision: str = "auto",
+        threads: int | None = None,
+        device: str = "auto",
+    ):
         import onnxruntime as ort  # noqa: PLC0415 - keep `import nlu` light
         from tokenizers import Tokenizer  # noqa: PLC0415
 
@@ -63,7 +70,7 @@ class OnnxParser:
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(
-            str(files[precision]), opts, providers=["CPUExecutionProvider"]
+            str(files[precision]), opts, providers=onnx_providers(device)
         )
         self.tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
@@ -112,10 +119,30 @@ class OnnxParser:
         return self.parse_batch([text], [language])[0]
 
 
-def load_default_parser(precision: str = "auto", threads: int | None = None) -> OnnxParser | None:
+def onnx_providers(device: str = "auto") -> list[str]:
+    """ONNX Runtime execution providers for `device`: "auto", "cpu" or "cuda".
+
+    "auto" takes CUDA when this onnxruntime build has it (the onnxruntime-gpu wheel) and the
+    CPU otherwise; nodes CUDA lacks (the int8 MatMulInteger of a quantized model) run on the
+    CPU provider by themselves. The rescorer's runtime uses the same choice.
+    """
+    import onnxruntime as ort  # noqa: PLC0415
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {device!r}")
+    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        raise RuntimeError("device 'cuda' needs onnxruntime-gpu: pip install onnxruntime-gpu")
+    return ["CPUExecutionProvider"]
+
+
+def load_default_parser(
+    precision: str = "auto", threads: int | None = None, device: str = "auto"
+) -> OnnxParser | None:
     """The installed student, or None when its directory or ONNX file is absent."""
     model_dir = default_model_dir()
     if not (model_dir / "model.int8.onnx").exists() and not (model_dir / "model.onnx").exists():
         log.info("no NLU student at %s", model_dir)
         return None
-    return OnnxParser(model_dir, precision, threads)
+    return OnnxParser(model_dir, precision, threads, device)

@@ -46,9 +46,14 @@ class RerankerConfig:
 class Reranker:
     """Re-sorts an n-best list by asr_score + lambda * rescore_score. One verb: `rank`."""
 
-    def __init__(self, model_dir: str | os.PathLike, threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: str | os.PathLike, threads: int | None = None, device: str = "auto"
+    ) -> None:
+        """device: "auto" (CUDA when onnxruntime-gpu is installed, else CPU), "cpu" or "cuda"."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        from nlu.runtime import onnx_providers
 
         self.model_dir = Path(model_dir)
         raw = json.loads((self.model_dir / "config.json").read_text())
@@ -65,7 +70,7 @@ class Reranker:
         options.intra_op_num_threads = self.config.threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(
-            str(self.model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            str(self.model_dir / "model.onnx"), options, providers=onnx_providers(device)
         )
         log.info("rescorer %s loaded (lambda %.3f)", self.model_dir, self.config.weight)
 
@@ -114,10 +119,10 @@ def default_model_dir() -> Path | None:
     return path if (path / "model.onnx").is_file() and (path / "config.json").is_file() else None
 
 
-def load_default_reranker(threads: int | None = None) -> Reranker | None:
+def load_default_reranker(threads: int | None = None, device: str = "auto") -> Reranker | None:
     """The committed rescorer, or None when there is none (the first pass then stands alone)."""
     path = default_model_dir()
     if path is None:
         log.info("no rescorer found; first-pass ranking only")
         return None
-    return Reranker(path, threads=threads)
+    return Reranker(path, threads=threads, device=device)
