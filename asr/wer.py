@@ -123,6 +123,17 @@ def _languages(languages: str | Sequence[str], n: int) -> list[str]:
     return langs
 
 
+def _corpus_rate(errors, references, hypotheses, languages, accents) -> float:
+    """Errors summed over aligned utterances, divided by the reference length."""
+    if len(references) != len(hypotheses):
+        raise ValueError("references and hypotheses must have the same length")
+    langs = _languages(languages, len(references))
+    total = ErrorCounts()
+    for ref, hyp, lang in zip(references, hypotheses, langs, strict=True):
+        total = total + errors(ref, hyp, lang, accents)
+    return total.rate
+
+
 def wer(
     references: Sequence[str],
     hypotheses: Sequence[str],
@@ -130,13 +141,7 @@ def wer(
     accents: bool = True,
 ) -> float:
     """Corpus word error rate of aligned lists of references and hypotheses."""
-    if len(references) != len(hypotheses):
-        raise ValueError("references and hypotheses must have the same length")
-    langs = _languages(languages, len(references))
-    total = ErrorCounts()
-    for ref, hyp, lang in zip(references, hypotheses, langs, strict=True):
-        total = total + word_errors(ref, hyp, lang, accents)
-    return total.rate
+    return _corpus_rate(word_errors, references, hypotheses, languages, accents)
 
 
 def cer(
@@ -146,13 +151,7 @@ def cer(
     accents: bool = True,
 ) -> float:
     """Corpus character error rate."""
-    if len(references) != len(hypotheses):
-        raise ValueError("references and hypotheses must have the same length")
-    langs = _languages(languages, len(references))
-    total = ErrorCounts()
-    for ref, hyp, lang in zip(references, hypotheses, langs, strict=True):
-        total = total + char_errors(ref, hyp, lang, accents)
-    return total.rate
+    return _corpus_rate(char_errors, references, hypotheses, languages, accents)
 
 
 def oracle(
