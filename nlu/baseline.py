@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nlu.corpus import numbers as _numbers
 from nlu.schema import Entity, NluResult
 
 # Surface forms too common to be entity names on their own ("on" as a mishearing of onn.,
@@ -184,101 +185,26 @@ STOPWORDS = frozenset(
     ]
 )
 
-_NUM_EN = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
+# Number words a size or count may be spoken with: the corpus generator's tables (so the two
+# agree), their accentless spellings, and the words they do not list.
+_NUM_WORDS = _numbers.ONES_TENS_HUNDREDS + [
     "hundred",
     "thousand",
     "half",
     "a",
-]
-_NUM_ES = [
-    "cero",
-    "un",
-    "uno",
-    "una",
-    "dos",
-    "tres",
-    "cuatro",
-    "cinco",
-    "seis",
-    "siete",
-    "ocho",
-    "nueve",
-    "diez",
-    "once",
-    "doce",
-    "trece",
-    "catorce",
-    "quince",
-    "dieciseis",
-    "dieciséis",
-    "diecisiete",
-    "dieciocho",
-    "diecinueve",
-    "veinte",
-    "veintiun",
-    "veintiún",
-    "veintiuno",
-    "veintidos",
-    "veintidós",
-    "veintitres",
-    "veintitrés",
-    "veinticuatro",
-    "veinticinco",
-    "veintiseis",
-    "veintiséis",
-    "veintisiete",
-    "veintiocho",
-    "veintinueve",
-    "treinta",
-    "cuarenta",
-    "cincuenta",
-    "sesenta",
-    "setenta",
-    "ochenta",
-    "noventa",
     "cien",
-    "ciento",
-    "doscientos",
-    "trescientos",
-    "cuatrocientos",
-    "quinientos",
-    "seiscientos",
-    "setecientos",
-    "ochocientos",
-    "novecientos",
     "mil",
+    "un",
+    "una",
+    "veintiún",
     "medio",
     "media",
 ]
-_WORD = "(?:" + "|".join(sorted(set(_NUM_EN + _NUM_ES), key=len, reverse=True)) + ")"
+_NUM_WORDS += [
+    "".join(c for c in unicodedata.normalize("NFD", w) if not unicodedata.combining(c))
+    for w in _NUM_WORDS
+]
+_WORD = "(?:" + "|".join(sorted(set(_NUM_WORDS), key=len, reverse=True)) + ")"
 NUMBER = rf"(?:\d+(?:[.,]\d+)?|{_WORD}(?:(?:\s+|-)(?:and\s+|y\s+)?{_WORD})*)"
 _UNITS = (
     r"gallons?|gal|galones|galón|galon|liters?|litres?|litros?|l|ml|milliliters?|mililitros|"

@@ -88,6 +88,10 @@ _ES_HUNDREDS = [
 ]
 
 
+# Every word the tables above hold, for parsers that must recognise spoken numbers.
+ONES_TENS_HUNDREDS = _EN_ONES + _EN_TENS[2:] + _ES_ONES + _ES_TENS[3:] + _ES_HUNDREDS[1:]
+
+
 def en_words(n: int) -> str:
     """English words for 0 <= n < 1,000,000 ("fifty five", "one hundred twenty")."""
     if n < 0 or n >= 1_000_000:
