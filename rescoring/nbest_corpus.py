@@ -69,7 +69,12 @@ def read_jsonl(path: Path) -> Iterator[dict]:
 def sample_queries(
     split: str, limit: int, seed: int = 13, corpus_dir: Path = CORPUS_DIR
 ) -> list[dict]:
-    """`limit` queries of the NLU corpus split, half English half Spanish, distinct texts."""
+    """`limit` queries of the NLU corpus split, half English half Spanish, distinct texts.
+
+    Prefix-stable: the queries for a larger `limit` start with the same set as for a smaller
+    one (each language's shuffled list is cut at limit // 2, and the two lists are interleaved
+    by a per-pair coin that does not depend on `limit`), so `build --limit N` can grow a split.
+    """
     path = corpus_dir / f"{split}.jsonl"
     if not path.is_file():
         raise SystemExit(f"{path} is missing: run `python -m nlu.corpus build` first")
@@ -83,11 +88,15 @@ def sample_queries(
         seen.add(key)
         by_lang[row["language"]].append(row)
     rng = random.Random(f"{seed}-{split}")
-    out = []
     for rows in by_lang.values():
         rng.shuffle(rows)
-        out += rows[: limit // 2]
-    rng.shuffle(out)
+    en, es = by_lang["en"][: limit // 2], by_lang["es"][: limit // 2]
+    out = []
+    for j in range(max(len(en), len(es))):
+        pair = en[j : j + 1] + es[j : j + 1]
+        if random.Random(f"{seed}-{split}-pair-{j}").random() < 0.5:
+            pair.reverse()
+        out += pair
     return out
 
 
@@ -172,11 +181,15 @@ def cmd_build(args: argparse.Namespace) -> None:
     queries = sample_queries(args.split, args.limit, corpus_dir=args.corpus_dir)
     out_path = OUT_DIR / "nbest" / f"{args.split}.jsonl"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    done = {r["id"] for r in read_jsonl(out_path)} if out_path.exists() else set()
+    built = list(read_jsonl(out_path)) if out_path.exists() else []
+    done = {r["id"] for r in built}
+    # Text as well as id: lists built before sample_queries was prefix-stable hold the same
+    # texts under other indices, and a split must not hold a text twice.
+    done_texts = {r["reference"].strip().lower() for r in built}
     todo = [
         (i, plan_utterance(row, args.split, i))
         for i, row in enumerate(queries)
-        if f"{args.split}-{i:06d}" not in done
+        if f"{args.split}-{i:06d}" not in done and row["text"].strip().lower() not in done_texts
     ]
     log.info("%s: %d done, %d to go", args.split, len(done), len(todo))
     transcriber = corpus_transcriber(args.nbest, args.threads)
