@@ -85,6 +85,26 @@ def test_tiny_training_run_and_resume(tmp_path):
         assert (tmp_path / "run" / "ckpt" / name / "done.json").exists()
     again = train.run(cfg)  # every stage resumes from its checkpoint: same result
     assert again["runs"]["student"]["eval"] == m["runs"]["student"]["eval"]
+    # Stages 4 and 5 continue the saved student: augmented + labelled rows, CE + teacher-logit
+    # MSE, then the same through int8 fake quantization.
+    from dataclasses import replace
+
+    more = replace(
+        cfg, out=str(tmp_path / "aug"), init_student=str(tmp_path / "run" / "student"),
+        teacher_dir=str(tmp_path / "run" / "ckpt" / "teacher"), stages=["aug", "qat"],
+        aug_rows=16, aug_kd=1.0, qat_epochs=0.25,
+    )  # fmt: skip
+    m4 = train.run(more)
+    assert list(m4["runs"]["student"]["stages"]) == ["init", "aug", "aug+qat"]
+    assert m4["runs"]["student"]["stages"]["init"] == m["runs"]["student"]["eval"]
+    assert m4["steps"]["student-aug"]["steps"] == 4  # 32 rows at batch 8
+    assert m4["steps"]["student-aug-qat"]["steps"] == 1
+    before = JointModel.load(tmp_path / "run" / "student").state_dict()
+    after = JointModel.load(tmp_path / "aug" / "student").state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    w = after["layers.0.fi.weight"]  # baked by the qat stage: on its int8 grid
+    steps = w / (w.abs().amax(dim=1, keepdim=True) / 127)
+    assert torch.allclose(steps, steps.round(), atol=1e-3)
     train.pack(tmp_path / "run", tmp_path / "packed")
     train.unpack(tmp_path / "packed", init, tmp_path / "unpacked")
     student = JointModel.load(tmp_path / "unpacked" / "student")
