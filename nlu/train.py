@@ -361,7 +361,8 @@ def score_models(
         for name, m in result[path].items():
             log.info("%s %s: %s", path, name, _summary(m))
     if out:
-        Path(out).write_text(json.dumps({"sets": list(sets), "eval_limit": eval_limit} | result))
+        head = {"sets": list(sets), "eval_limit": eval_limit, "seed": cfg.seed}
+        Path(out).write_text(json.dumps(head | {"models": result}))
     return result
 
 
@@ -434,17 +435,23 @@ class Stages:
         self.device = device
 
     def run(
-        self, name: str, model: JointModel, fn: Callable[[], list[float]]
+        self, name: str, model: JointModel, fn: Callable[[], list[float]], info: dict | None = None
     ) -> tuple[JointModel, list]:
+        """`info`: the dict `fn` fills with its step counts; saved with the stage, and filled
+        again from the checkpoint when the stage is resumed."""
         path = self.dir / name
         if (path / "done.json").exists():
             log.info("stage %s: resumed from %s", name, path)
             loaded = JointModel.load(path).to(self.device)
-            return loaded, json.loads((path / "done.json").read_text())["losses"]
+            done = json.loads((path / "done.json").read_text())
+            if info is not None:
+                info.update(done.get("info", {}))
+            return loaded, done["losses"]
         t0 = time.time()
         losses = fn()
         model.save(path)
-        (path / "done.json").write_text(json.dumps({"losses": losses, "seconds": time.time() - t0}))
+        done = {"losses": losses, "seconds": time.time() - t0, "info": info or {}}
+        (path / "done.json").write_text(json.dumps(done))
         return model, losses
 
 
@@ -504,8 +511,9 @@ def run(cfg: TrainConfig) -> dict:
                 frozen,
                 cfg.head_lr,
                 unfreeze=False,
-                info=metrics["steps"].setdefault("teacher", {}),
+                info=metrics["steps"]["teacher"],
             ),
+            info=metrics["steps"].setdefault("teacher", {}),
         )
     teacher.eval().requires_grad_(False)
     metrics["runs"]["teacher"] = {
@@ -589,10 +597,11 @@ def run(cfg: TrainConfig) -> dict:
                             device,
                             batch_size=cfg.student_batch_size,
                             deadline=end,
-                            info=metrics["steps"].setdefault(name, {}),
+                            info=metrics["steps"][name],
                         )
                     )
                 ),
+                info=metrics["steps"].setdefault(name, {}),
             )
             done.append(stage)
             if run_name == "student":

@@ -4,6 +4,7 @@
 #   scripts/train_nlu.sh prepare            # here: prune vocabulary, pack teacher + corpus into .gpu_nlu/
 #   scripts/train_nlu.sh train [ARGS...]    # on the GPU machine (or here): train, pack results into $OUT
 #   scripts/train_nlu.sh unpack DIR         # here: results folder -> build/nlu/run/{teacher,student}
+#   scripts/train_nlu.sh cpu [ARGS...]      # here: stages 4-5 (augmentation, QAT) -> build/nlu/run_aug
 #
 # `train` runs the main student first and packs it, then the ablations (resuming the teacher
 # and the student from their checkpoints), so a cut-off run still returns the main result.
@@ -51,6 +52,17 @@ train)
 unpack)
   "$PY" -m nlu.train unpack --packed "$2" --init build/nlu/init --out build/nlu/run
   ;;
+cpu)
+  # Stages 4 (label-preserving augmentation) and 5 (quantization-aware training) continue the
+  # GPU-trained student on this CPU, about an hour on 2 cores; each stage resumes when rerun.
+  shift
+  RUN=${RUN_DIR:-build/nlu/run_aug}
+  "$PY" -m nlu.train run --corpus build/corpus --init build/nlu/init --device cpu \
+    --teacher-dir build/nlu/run/teacher --init-student build/nlu/run/student --stages aug qat \
+    --aug-rows 60000 --aug-kd 0 --qat-epochs 0.15 --student-lr 1e-4 --student-batch-size 64 \
+    --eval-sets dev test build/nlu/asr_fixtures.jsonl --eval-limit 4000 --out "$RUN" "$@"
+  cp "$RUN/metrics.json" docs/nlu_training_cpu_metrics.json
+  ;;
 *)
-  sed -n 2,9p "$0"; exit 2 ;;
+  sed -n 2,10p "$0"; exit 2 ;;
 esac

@@ -83,8 +83,9 @@ def test_tiny_training_run_and_resume(tmp_path):
     assert list(m["runs"]["student"]["stages"]) == ["init", "rep", "rep+logit", "rep+logit+ce"]
     for name in ("student-rep", "student-rep-logit", "student-rep-logit-ce"):
         assert (tmp_path / "run" / "ckpt" / name / "done.json").exists()
-    again = train.run(cfg)  # every stage resumes from its checkpoint: same result
+    again = train.run(cfg)  # every stage resumes from its checkpoint: same result and steps
     assert again["runs"]["student"]["eval"] == m["runs"]["student"]["eval"]
+    assert again["steps"] == m["steps"]
     # Stages 4 and 5 continue the saved student: augmented + labelled rows, CE + teacher-logit
     # MSE, then the same through int8 fake quantization.
     from dataclasses import replace
