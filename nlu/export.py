@@ -77,8 +77,14 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
     return Path(dst)
 
 
-def write_model_dir(model_dir: str | Path, out: str | Path, keep_fp32: bool = True) -> Path:
-    """model dir (config.json, model.safetensors, tokenizer.json) -> runtime dir."""
+def write_model_dir(
+    model_dir: str | Path,
+    out: str | Path,
+    keep_fp32: bool = True,
+    tokenizer: str | Path | None = None,
+) -> Path:
+    """model dir (config.json, model.safetensors, tokenizer.json) -> runtime dir. `tokenizer`:
+    tokenizer.json to use when the model dir has none (a stage checkpoint of nlu.train)."""
     model_dir, out = Path(model_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = JointModel.load(model_dir)
@@ -86,7 +92,7 @@ def write_model_dir(model_dir: str | Path, out: str | Path, keep_fp32: bool = Tr
     quantize_int8(fp32, out / "model.int8.onnx")
     if not keep_fp32:
         fp32.unlink()
-    shutil.copy(model_dir / "tokenizer.json", out / "tokenizer.json")
+    shutil.copy(tokenizer or model_dir / "tokenizer.json", out / "tokenizer.json")
     labels = {"intents": list(INTENTS), "tags": list(BIO_TAGS), "entities": list(ENTITY_LABELS)}
     labels["languages"] = list(LANGUAGES)
     (out / "labels.json").write_text(json.dumps(labels, indent=1))
@@ -102,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True, help="trained model directory (nlu.train)")
     ap.add_argument("--out", required=True, help="runtime model directory to write")
     ap.add_argument("--int8-only", action="store_true", help="drop the float32 ONNX file")
+    ap.add_argument("--tokenizer", help="tokenizer.json (default: the model dir's)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    write_model_dir(args.model, args.out, keep_fp32=not args.int8_only)
+    write_model_dir(args.model, args.out, keep_fp32=not args.int8_only, tokenizer=args.tokenizer)
     return 0
 
 

@@ -48,6 +48,7 @@ from nlu.schema import NluResult
 from nlu.student import default_layer_map, init_from_teacher, init_random, student_config
 
 log = logging.getLogger("nlu.train")
+EVAL_SEED = 13  # --eval-limit samples: the same queries as nlu.evaluate's --test-sample, any --seed
 
 
 @dataclass
@@ -83,6 +84,7 @@ class TrainConfig:
     aug_rows: int = 20000  # stage "aug": augmented rows, mixed with as many labelled ones
     aug_epochs: float = 1.0
     qat_epochs: float = 0.5  # stage "qat": the "aug" data through int8 fake quantization
+    aug_pseudo: float = 0.0  # stage "aug": share of replaced mentions that are altered ones
     aug_kd: float = 0.0  # stage "aug": weight of the teacher-logit MSE next to the CE (0 chosen
     # on dev: at 1.0 the MSE to the teacher's larger logits outweighs the CE, docs/nlu_report.md)
     eval_limit: int = 0  # evaluate on at most this many rows per set (0: all)
@@ -310,9 +312,19 @@ def _quantization_aware(on: bool, model: JointModel) -> Callable:
 
 def augmented_items(tok, train_rows: list[dict], cfg: TrainConfig) -> list[D.Example]:
     """Stage 4's data: `cfg.aug_rows` augmented rows + as many original ones (seeded)."""
-    from nlu.augment import Augmenter, augment_rows, everyday_words  # noqa: PLC0415
+    from nlu.augment import (  # noqa: PLC0415
+        AugmentConfig,
+        Augmenter,
+        augment_rows,
+        everyday_words,
+        training_mentions,
+    )
 
-    augmenter = Augmenter(everyday_words(train_rows))
+    augmenter = Augmenter(
+        everyday_words(train_rows),
+        AugmentConfig(p_pseudo=cfg.aug_pseudo, seed=cfg.seed),
+        training_mentions(train_rows),
+    )
     rows = augment_rows(train_rows, augmenter, cfg.aug_rows, cfg.seed)
     rng = random.Random(cfg.seed + 1)
     rows += rng.sample(train_rows, min(cfg.aug_rows, len(train_rows)))
@@ -361,7 +373,7 @@ def score_models(
         for name, m in result[path].items():
             log.info("%s %s: %s", path, name, _summary(m))
     if out:
-        head = {"sets": list(sets), "eval_limit": eval_limit, "seed": cfg.seed}
+        head = {"sets": list(sets), "eval_limit": eval_limit, "seed": EVAL_SEED}
         Path(out).write_text(json.dumps(head | {"models": result}))
     return result
 
@@ -392,7 +404,7 @@ def _load_corpus(cfg: TrainConfig) -> tuple[list[dict], list[str], dict[str, lis
         if path.exists():
             rows = D.read_jsonl(path)
             if cfg.eval_limit and len(rows) > cfg.eval_limit:  # a seeded sample, both languages
-                rows = random.Random(cfg.seed).sample(rows, cfg.eval_limit)
+                rows = random.Random(EVAL_SEED).sample(rows, cfg.eval_limit)
             sets[path.stem] = cut(rows)
     return train, unlabelled, sets
 

@@ -59,7 +59,7 @@ cpu)
   RUN=${RUN_DIR:-build/nlu/run_aug}
   "$PY" -m nlu.train run --corpus build/corpus --init build/nlu/init --device cpu \
     --teacher-dir build/nlu/run/teacher --init-student build/nlu/run/student --stages aug qat \
-    --aug-rows 60000 --aug-kd 0 --qat-epochs 0.15 --student-lr 1e-4 --student-batch-size 64 \
+    --aug-rows 40000 --aug-kd 0 --qat-epochs 0.2 --student-lr 1e-4 --student-batch-size 64 \
     --eval-sets dev test build/nlu/asr_fixtures.jsonl --eval-limit 4000 --out "$RUN" "$@"
   cp "$RUN/metrics.json" docs/nlu_training_cpu_metrics.json
   ;;

@@ -66,3 +66,20 @@ def test_augment_rows_is_seeded_and_spans_stay_inside_the_text():
         for e in row["entities"]:
             assert 0 <= e["start"] < e["end"] <= len(row["text"])
             assert row["text"][e["start"] : e["end"]].strip() == row["text"][e["start"] : e["end"]]
+
+
+def test_pseudo_mentions_are_altered_training_mentions_of_the_same_label():
+    from nlu.augment import alter, training_mentions
+
+    rng = random.Random(0)
+    for _ in range(50):
+        new = alter("colgate", rng)
+        changed = sum(a != b for a, b in zip(new, "colgate", strict=True))
+        assert len(new) == 7 and 1 <= changed <= 2
+    mentions = training_mentions([ROW, ROW_EN])
+    assert mentions[("en", "BRAND")] == ["tide"] and mentions[("es", "PERSON")] == ["mariana"]
+    cfg = AugmentConfig(p_replace=0, p_insert=0, p_delete=0, p_mention=1.0, p_pseudo=1.0)
+    out = Augmenter(WORDS, cfg, mentions).augment(ROW_EN, random.Random(3))
+    (brand, b), (product, p) = _spans(out)
+    assert (brand, product) == ("BRAND", "PRODUCT")
+    assert b != "tide" and len(b) == 4 and p != "pods" and len(p) == 4
