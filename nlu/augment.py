@@ -86,7 +86,7 @@ def alter(text: str, rng: random.Random) -> str:
     letters = [i for i, c in enumerate(chars) if c.lower() in VOWELS + CONSONANTS]
     for i in rng.sample(letters, min(len(letters), rng.choice((1, 2)))):
         pool = VOWELS if chars[i].lower() in VOWELS else CONSONANTS
-        new = rng.choice(pool)
+        new = rng.choice(pool.replace(chars[i].lower(), ""))
         chars[i] = new.upper() if chars[i].isupper() else new
     return "".join(chars)
 
