@@ -194,7 +194,15 @@ def main(argv: list[str] | None = None) -> None:
             "held_out_voices": sorted(HELD_OUT),
             "train_voices": dict(sorted(Counter(e.voice for e in train).items())),
         },
-        "deployed": {"student": deployed.get("student"), "lambda": deployed.get("lambda")},
+        "deployed": {
+            "student": deployed.get("student"),
+            "lambda": deployed.get("lambda"),
+            # --model-dir elsewhere: a candidate evaluated like the deployed model.
+            "role": "deployed"
+            if model_dir.resolve() == DEFAULT_MODEL_DIR.resolve()
+            else "candidate",
+            "dir": os.path.relpath(model_dir, REPO),
+        },
         "ablation": {},
     }
     first = pick(test, None, 0.0)
@@ -304,7 +312,8 @@ def render(r: dict) -> str:
     d = r["deployed"]
     lines += [
         "",
-        f"## Deployed ONNX model ({d['student']}, int8, lambda {d['lambda']})",
+        f"## {d.get('role', 'deployed').capitalize()} ONNX model ({d['student']}, int8, "
+        f"lambda {d['lambda']}, {d.get('dir', 'rescoring/models/rescorer')})",
         "",
         HEADER,
         _row("all", d["test"]),
