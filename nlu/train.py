@@ -293,21 +293,17 @@ def aug_loss_fn(student, teacher, kd_weight: float):
     return fn
 
 
-def _quantization_aware(on: bool, model: JointModel) -> Callable:
-    """Runs a training function as is, or (stage "qat") through int8 fake quantization,
-    leaving the weights on their int8 grid afterwards (nlu.qat)."""
+def _fit(train: Callable[[], list[float]], model: JointModel, quantized: bool) -> list[float]:
+    """Runs `train`; with `quantized` (stage "qat") through int8 fake quantization, leaving
+    the weights on their int8 grid afterwards (nlu.qat)."""
+    if not quantized:
+        return train()
+    from nlu.qat import FakeQuant  # noqa: PLC0415
 
-    def wrapped(fit: Callable[[], list[float]]) -> list[float]:
-        if not on:
-            return fit()
-        from nlu.qat import FakeQuant  # noqa: PLC0415
-
-        fq = FakeQuant(model)
-        losses = fit()
-        fq.bake()
-        return losses
-
-    return wrapped
+    fq = FakeQuant(model)
+    losses = train()
+    fq.bake()
+    return losses
 
 
 def augmented_items(tok, train_rows: list[dict], cfg: TrainConfig) -> list[D.Example]:
@@ -392,8 +388,8 @@ def _summary(m: dict) -> str:
 def _load_corpus(cfg: TrainConfig) -> tuple[list[dict], list[str], dict[str, list[dict]]]:
     root = Path(cfg.corpus)
 
-    def cut(rows: list, limit: int = cfg.limit) -> list:
-        return rows[:limit] if limit else rows
+    def cut(rows: list) -> list:
+        return rows[: cfg.limit] if cfg.limit else rows
 
     train = cut(D.read_jsonl(root / "train.jsonl"))
     unl_path = root / "unlabelled.txt"
@@ -596,7 +592,7 @@ def run(cfg: TrainConfig) -> dict:
                 name,
                 student,
                 lambda s=student, fn=fn, extra=extra, items=items, epochs=epochs, name=name, end=end, q=stage == "qat": (
-                    _quantization_aware(q, s)(
+                    _fit(
                         lambda: train_loop(
                             s,
                             extra,
@@ -610,7 +606,9 @@ def run(cfg: TrainConfig) -> dict:
                             batch_size=cfg.student_batch_size,
                             deadline=end,
                             info=metrics["steps"][name],
-                        )
+                        ),
+                        s,
+                        q,
                     )
                 ),
                 info=metrics["steps"].setdefault(name, {}),
