@@ -56,7 +56,7 @@ cpu)
   # Stages 4 (label-preserving augmentation) and 5 (quantization-aware training) continue the
   # GPU-trained student on this CPU in two runs (the second from the first's stage-4 student,
   # new augmentations with altered brand-like mentions); each stage resumes when rerun. About
-  # 40 minutes on 2 cores; on a shared machine OMP_NUM_THREADS=1 is faster.
+  # an hour on 2 cores with the evaluations; on a shared machine OMP_NUM_THREADS=1 is faster.
   shift
   COMMON=(--corpus build/corpus --init build/nlu/init --device cpu --teacher-dir build/nlu/run/teacher
           --stages aug qat --aug-rows 40000 --aug-kd 0 --qat-epochs 0.2 --student-lr 1e-4
