@@ -258,17 +258,10 @@ def _feeds(tokenizer, texts: Sequence[str]) -> dict[str, list[int]]:
 
 
 def _batch_feed(ids_of: dict[str, list[int]], texts: list[str]) -> dict[str, np.ndarray]:
-    """Padded input_ids / attention_mask [B, T] for pre-encoded texts."""
-    from nlu.data import PAD_ID  # noqa: PLC0415
+    """Padded graph inputs for texts encoded beforehand."""
+    from nlu.runtime import pad_feed  # noqa: PLC0415
 
-    rows = [ids_of[t] for t in texts]
-    t = max(len(r) for r in rows)
-    ids = np.full((len(rows), t), PAD_ID, dtype=np.int64)
-    mask = np.zeros((len(rows), t), dtype=np.int64)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
+    return pad_feed([ids_of[t] for t in texts])
 
 
 def targets(r: dict) -> list[dict]:

@@ -32,6 +32,17 @@ def default_model_dir() -> Path:
     return Path(os.environ.get("RETAIL_ASSISTANT_NLU_MODEL", DEFAULT_DIR))
 
 
+def pad_feed(rows: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+    """Token id lists -> the graph's inputs: input_ids / attention_mask [B, T], padded."""
+    t = max(len(r) for r in rows)
+    ids = np.full((len(rows), t), PAD_ID, dtype=np.int64)
+    mask = np.zeros((len(rows), t), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 class OnnxParser:
     """Text -> NluResult with the ONNX student (implements nlu.schema.Parser).
 
@@ -86,13 +97,7 @@ class OnnxParser:
             if len(texts) == 1
             else self.tokenizer.encode_batch(texts)
         )
-        t = max(len(e.ids) for e in encs)
-        ids = np.full((len(encs), t), PAD_ID, dtype=np.int64)
-        mask = np.zeros((len(encs), t), dtype=np.int64)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
-        intent, language, tags = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        intent, language, tags = self.session.run(None, pad_feed([e.ids for e in encs]))
         return encs, {"intent": intent, "language": language, "tags": tags}
 
     def parse_batch(

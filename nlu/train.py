@@ -539,6 +539,7 @@ def run(cfg: TrainConfig) -> dict:
             "ce_only": ("teacher", ["ce"]),
             "logit_ce": ("teacher", ["logit", "ce"]),
         }
+    aug_items: list[D.Example] | None = None
     for run_name, (init, plan) in plans.items():
         if init == "teacher":
             student, p = init_from_teacher(teacher.cpu(), scfg, layer_map, cfg.seed)
@@ -571,7 +572,9 @@ def run(cfg: TrainConfig) -> dict:
                 fn = aug_loss_fn(student, teacher, cfg.aug_kd)
                 extra = []
                 epochs = cfg.aug_epochs if stage == "aug" else cfg.qat_epochs
-                items = augmented_items(tok, train_rows, cfg)
+                if aug_items is None:  # "aug" and "qat" share the same rows
+                    aug_items = augmented_items(tok, train_rows, cfg)
+                items = aug_items
             elif stage == "logit":
                 fn, extra, items, epochs = (
                     logit_loss_fn(student, teacher),

@@ -1,23 +1,13 @@
 """Paired selection statistics of rescoring.compare: exact values on tiny inputs."""
 
 import numpy as np
+from nbest_examples import nbest_example
 
 from rescoring.compare import cross_fitted_errors, paired_bootstrap, sign_test, split_figures
-from rescoring.data import NBestExample
 
 
 def _example(i, asr, errors, language="en"):
-    return NBestExample(
-        id=f"dev-{i:06d}",
-        reference="r",
-        language=language,
-        voice="v",
-        texts=tuple(str(k) for k in range(len(asr))),
-        asr=np.asarray(asr, dtype=np.float32),
-        errors=np.asarray(errors, dtype=np.float32),
-        ref_words=4,
-        row={},
-    )
+    return nbest_example(asr, errors, id=f"dev-{i:06d}", language=language)
 
 
 def test_sign_test_counts_and_exact_p():

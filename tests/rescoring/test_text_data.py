@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from nbest_examples import nbest_example
 
-from rescoring.data import NBestExample, load_split, pick, tune_weight, wer
+from rescoring.data import load_split, pick, tune_weight, wer
 from rescoring.text import dedup_key, edit_distance, normalize, word_errors
 
 
@@ -21,22 +22,8 @@ def test_word_errors():
     assert word_errors("talla cuatro", "talla 4") == (0, 2)
 
 
-def _example(asr, errors):
-    return NBestExample(
-        id="x",
-        reference="r",
-        language="en",
-        voice="v",
-        texts=tuple(str(i) for i in range(len(asr))),
-        asr=np.asarray(asr, dtype=np.float32),
-        errors=np.asarray(errors, dtype=np.float32),
-        ref_words=4,
-        row={},
-    )
-
-
 def test_pick_wer_and_tune_weight():
-    examples = [_example([-0.1, -0.2], [1, 0]), _example([-0.1, -0.3], [0, 2])]
+    examples = [nbest_example([-0.1, -0.2], [1, 0]), nbest_example([-0.1, -0.3], [0, 2])]
     assert pick(examples, None, 0.0) == [0, 0]
     assert wer(examples, [0, 0]) == pytest.approx(12.5)
     scores = [np.asarray([0.0, 1.0]), np.asarray([1.0, 0.0])]
