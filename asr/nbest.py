@@ -26,7 +26,8 @@ class Hypothesis:
     asr_score: length-normalized first-pass score (logprob_sum / len(token_ids) ** length_penalty),
         what the first pass ranks by.
     rescore_score: second-pass sentence score (higher is better), None without a rescorer.
-    score: final score, asr_score + lambda * rescore_score (asr_score without a rescorer).
+    score: final score (rescoring.combine: asr_score + lambda * rescore_score + the word and
+        catalog bonuses), asr_score without a rescorer.
     """
 
     text: str

@@ -246,18 +246,20 @@ def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
         ),
         backend=config.asr_backend,
     )
-    reranker = _load_reranker() if config.rescore else None
     parser, answerer, inventory = _load_nlu_and_answerer(config)
+    reranker = _load_reranker(inventory) if config.rescore else None
     pipeline = Pipeline(transcriber, reranker, parser, answerer, config, inventory)
     log.info("pipeline stages: %s", pipeline.describe())
     return pipeline
 
 
-def _load_reranker():
+def _load_reranker(inventory):
+    """The second pass, with the store's gazetteer for its catalog bonus."""
+    from assistant.gazetteer import build_gazetteer
     from rescoring.runtime import load_default_reranker
 
     try:
-        return load_default_reranker()
+        return load_default_reranker(gazetteer=build_gazetteer(inventory))
     except Exception:
         log.exception("rescorer failed to load: finals keep the first-pass order")
         return None

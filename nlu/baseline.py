@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from nlu.corpus import numbers as _numbers
@@ -523,9 +524,31 @@ class Gazetteer:
                         self._index[key] = label
         return self._index
 
-    @property
+    @cached_property
     def max_len(self) -> int:
+        """Words of the longest phrase (cached: looked up at every token)."""
         return max((len(k) for k in self.index()), default=1)
+
+    def longest_match(self, tokens: Sequence[str], i: int) -> tuple[int, str] | None:
+        """(tokens used, label) of the longest phrase starting at tokens[i], or None.
+
+        tokens: folded tokens (one may hold several words: "&" folds to "and")."""
+        index = self.index()
+        for n in range(min(self.max_len, len(tokens) - i), 0, -1):
+            label = index.get(tuple(w for t in tokens[i : i + n] for w in t.split()))
+            if label:
+                return n, label
+        return None
+
+    def covered_words(self, text: str) -> int:
+        """Words of `text` inside gazetteer phrases, matched left to right, longest first
+        (the second pass's catalog feature: "tide pods" covers 2 words, "tied pods" 0)."""
+        tokens, i, covered = fold(text).split(), 0, 0
+        while i < len(tokens):
+            match = self.longest_match(tokens, i)
+            covered += match[0] if match else 0
+            i += match[0] if match else 1
+        return covered
 
     @classmethod
     def from_lists(cls, **lists: Iterable[str]) -> Gazetteer:
@@ -583,8 +606,7 @@ class BaselineParser:
 
     def __init__(self, gazetteer: Gazetteer | None = None):
         self.gazetteer = gazetteer or Gazetteer()
-        self._index = self.gazetteer.index()
-        self._max_len = self.gazetteer.max_len
+        self.gazetteer.index()  # built once, up front
 
     def parse(self, text: str, language: str | None = None) -> NluResult:
         lang = detect_language(text, language)
@@ -634,15 +656,10 @@ class BaselineParser:
                 if not any(_overlaps(m.start(), m.end(), e) for e in found):
                     found.append(Entity(label, m.group(0), m.start(), m.end(), 0.9))
         tokens = [(m.start(), m.end(), fold(m.group(0))) for m in _TOKEN_RE.finditer(text)]
+        folded = [t[2] for t in tokens]
         i = 0
         while i < len(tokens):
-            match = None
-            for n in range(min(self._max_len, len(tokens) - i), 0, -1):
-                key = tuple(w for t in tokens[i : i + n] for w in t[2].split())
-                label = self._index.get(key)
-                if label:
-                    match = (n, label)
-                    break
+            match = self.gazetteer.longest_match(folded, i)
             if match:
                 n, label = match
                 start, end = tokens[i][0], tokens[i + n - 1][1]

@@ -1,22 +1,25 @@
-"""Pick between two exported rescorers on dev, with a paired test:
-`python -m rescoring.compare --candidate DIR` -> docs/rescoring_selection.{json,md}.
+"""Pick between two second passes on dev, with a paired test:
+`python -m rescoring.compare --candidate DIR [--candidate-features words catalog]`
+-> docs/rescoring_selection.{json,md}.
 
-Both ONNX rescorers (the committed one and a candidate export) score the dev and test n-best
-lists. Each gets its own lambda tuned on dev (rescoring.data.tune_weight). The selection uses
-dev only:
+A second pass is an ONNX rescorer plus the counts its final score uses (rescoring.combine:
+none, words, catalog). Both (the committed one and a candidate: another export, or the same
+model with other counts) score the dev and test n-best lists. Each gets its own weights tuned
+on dev (rescoring.combine.tune). The selection uses dev only:
 
-- dev WER of each at its lambda;
-- a paired comparison of the per-list word errors on dev, with lambda cross-fitted (each half
-  of dev scored at the lambda tuned on the other half, so neither model is tested on the lists
-  its lambda was tuned on): sign test on the lists where the two choices differ in errors, and
-  a paired bootstrap (lists resampled, 10,000 draws) of the corpus-WER difference;
+- dev WER of each at its weights;
+- a paired comparison of the per-list word errors on dev, with the weights cross-fitted (each
+  half of dev scored at the weights tuned on the other half, so neither system is tested on the
+  lists its weights were tuned on): sign test on the lists where the two choices differ in
+  errors, and a paired bootstrap (lists resampled, 10,000 draws) of the corpus-WER difference;
 - decision: the candidate replaces the deployed model only when its dev WER is lower *and*
   the paired bootstrap puts the difference below zero with >= 95% probability (one-sided
   p < 0.05); otherwise the deployed model stays (a tie keeps the incumbent).
 
 Test figures (first pass, rescored, oracle, relative reduction per language, gap closed) are
-reported for both, never used to select or tune. `--write-lambda` stores the dev-tuned lambda
-in the kept model's config.json.
+reported for both, never used to select or tune. `--write-weights` stores the dev-tuned weights
+in the kept model's config.json. The catalog counts use the gazetteer of the inventory
+(`--db`, default the SQLite file; the curated lists when it is down), as the server does.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rescoring.data import NBestExample, load_split, pick, tune_weight, wer
+from rescoring.combine import FEATURES, Combination, ListFeatures, choose, list_features, tune
+from rescoring.data import NBestExample, load_split, pick, wer
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -48,17 +52,27 @@ def per_list_errors(examples: list[NBestExample], chosen: list[int]) -> np.ndarr
     return np.asarray([float(e.errors[i]) for e, i in zip(examples, chosen, strict=True)])
 
 
-def cross_fitted_errors(examples: list[NBestExample], scores: list[np.ndarray]) -> np.ndarray:
-    """Per-list word errors, each half of the lists at the lambda tuned on the other half
+def cross_fitted_errors(
+    examples: list[NBestExample],
+    scores: list[np.ndarray],
+    features: list[ListFeatures],
+    use: tuple[str, ...],
+) -> np.ndarray:
+    """Per-list word errors, each half of the lists at the weights tuned on the other half
     (halves by a hash of the list id: fixed, independent of the model)."""
     half = np.asarray([zlib.crc32(e.id.encode()) % 2 for e in examples])
     out = np.zeros(len(examples))
     for h in (0, 1):
-        tune = [k for k in range(len(examples)) if half[k] != h]
-        test = [k for k in range(len(examples)) if half[k] == h]
-        weight, _ = tune_weight([examples[k] for k in tune], [scores[k] for k in tune])
-        chosen = pick([examples[k] for k in test], [scores[k] for k in test], weight)
-        out[test] = per_list_errors([examples[k] for k in test], chosen)
+        fit = [k for k in range(len(examples)) if half[k] != h]
+        held = [k for k in range(len(examples)) if half[k] == h]
+        combination, _ = tune(
+            [examples[k] for k in fit], [scores[k] for k in fit], [features[k] for k in fit], use
+        )
+        held_examples = [examples[k] for k in held]
+        chosen = choose(
+            held_examples, [scores[k] for k in held], [features[k] for k in held], combination
+        )
+        out[held] = per_list_errors(held_examples, chosen)
     return out
 
 
@@ -90,13 +104,18 @@ def paired_bootstrap(
     }
 
 
-def split_figures(examples: list[NBestExample], scores: list[np.ndarray], weight: float) -> dict:
+def split_figures(
+    examples: list[NBestExample],
+    scores: list[np.ndarray],
+    features: list[ListFeatures],
+    combination: Combination,
+) -> dict:
     """First pass, rescored and oracle WER on test; relative reduction and gap closed, overall
     and per language (reported only)."""
 
-    def block(ex, sc) -> dict:
+    def block(ex, sc, ft) -> dict:
         first = wer(ex, pick(ex, None, 0.0))
-        resc = wer(ex, pick(ex, sc, weight))
+        resc = wer(ex, choose(ex, sc, ft, combination))
         oracle = wer(ex, [e.oracle for e in ex])
         return {
             "lists": len(ex),
@@ -109,26 +128,48 @@ def split_figures(examples: list[NBestExample], scores: list[np.ndarray], weight
             else 0.0,
         }
 
-    out = {"all": block(examples, scores)}
+    out = {"all": block(examples, scores, features)}
     for lang in sorted({e.language for e in examples}):
         idx = [k for k, e in enumerate(examples) if e.language == lang]
-        out[lang] = block([examples[k] for k in idx], [scores[k] for k in idx])
+        out[lang] = block(
+            [examples[k] for k in idx], [scores[k] for k in idx], [features[k] for k in idx]
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m rescoring.compare", description=__doc__)
-    parser.add_argument("--candidate", type=Path, required=True, help="exported rescorer folder")
+    parser.add_argument("--candidate", type=Path, default=None, help="default: the deployed one")
     parser.add_argument("--deployed", type=Path, default=None, help="default: the committed one")
+    for side in ("candidate", "deployed"):
+        parser.add_argument(
+            f"--{side}-features",
+            nargs="*",
+            choices=FEATURES,
+            default=None,
+            help="counts its final score may use (default: those its config.json uses)",
+        )
+    parser.add_argument("--db", default=None, help="inventory URL for the catalog gazetteer")
     parser.add_argument("--out", type=Path, default=DOCS / "rescoring_selection")
     parser.add_argument(
-        "--write-lambda", action="store_true", help="store the dev lambda in the kept model"
+        "--write-weights",
+        "--write-lambda",
+        action="store_true",
+        help="store the dev-tuned weights in the kept model's config.json",
     )
     args = parser.parse_args(argv)
+    from assistant.gazetteer import build_gazetteer
+    from assistant.inventory import Inventory
     from rescoring.runtime import DEFAULT_MODEL_DIR
 
-    deployed_dir = args.deployed or DEFAULT_MODEL_DIR
+    dirs = {"deployed": args.deployed or DEFAULT_MODEL_DIR}
+    dirs["candidate"] = args.candidate or dirs["deployed"]
     dev, test = load_split("dev"), load_split("test")
+    gazetteer = build_gazetteer(Inventory(args.db))
+    features = {
+        "dev": [list_features(e.texts, gazetteer) for e in dev],
+        "test": [list_features(e.texts, gazetteer) for e in test],
+    }
     load = os.getloadavg()[0]
     first_dev = pick(dev, None, 0.0)
     words = np.asarray([e.ref_words for e in dev], dtype=np.float64)
@@ -142,22 +183,25 @@ def main(argv: list[str] | None = None) -> None:
         "dev_oracle_wer": round(wer(dev, [e.oracle for e in dev]), 2),
         "models": {},
     }
-    errors = {}
-    for key, model_dir in (("deployed", deployed_dir), ("candidate", args.candidate)):
+    errors, tuned = {}, {}
+    for key, model_dir in dirs.items():
         config = json.loads((model_dir / "config.json").read_text())
+        use = getattr(args, f"{key}_features")
+        use = tuple(use) if use is not None else Combination.from_config(config).features
         dev_scores = onnx_lists(model_dir, dev)
-        weight, dev_wer = tune_weight(dev, dev_scores)
-        errors[key] = cross_fitted_errors(dev, dev_scores)
+        tuned[key], dev_wer = tune(dev, dev_scores, features["dev"], use)
+        errors[key] = cross_fitted_errors(dev, dev_scores, features["dev"], use)
         report["models"][key] = {
             "dir": str(model_dir.resolve().relative_to(REPO))
             if model_dir.resolve().is_relative_to(REPO)
             else str(model_dir),
             "student": config.get("student"),
-            "lambda_before": config.get("lambda"),
-            "lambda_dev": round(weight, 4),
+            "features": list(use),
+            "weights_before": Combination.from_config(config).to_config(),
+            "weights_dev": tuned[key].to_config(),
             "dev_wer": round(dev_wer, 2),
             "dev_wer_cross_fitted": round(100 * errors[key].sum() / words.sum(), 2),
-            "test": split_figures(test, onnx_lists(model_dir, test), weight),
+            "test": split_figures(test, onnx_lists(model_dir, test), features["test"], tuned[key]),
         }
     cand, dep = errors["candidate"], errors["deployed"]
     report["paired_dev"] = {
@@ -169,12 +213,15 @@ def main(argv: list[str] | None = None) -> None:
         and report["paired_dev"]["bootstrap"]["p_candidate_not_better"] < 0.05
     )
     report["decision"] = "candidate" if wins else "deployed"
-    if args.write_lambda:
-        kept = args.candidate if wins else deployed_dir
-        path = kept / "config.json"
+    if args.write_weights:
+        kept = "candidate" if wins else "deployed"
+        path = dirs[kept] / "config.json"
         config = json.loads(path.read_text())
-        config["lambda"] = report["models"]["candidate" if wins else "deployed"]["lambda_dev"]
+        config.pop("lambda_source", None)  # older configs: lambda only
+        config.update(tuned[kept].to_config())
+        config["dev_wer"] = report["models"][kept]["dev_wer"]
         config["dev_lists"] = len(dev)
+        config["weights_source"] = "python -m rescoring.compare (ONNX scores, dev lists)"
         path.write_text(json.dumps(config, indent=2) + "\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
@@ -190,15 +237,17 @@ def render(r: dict) -> str:
         f"pass {r['dev_first_pass_wer']}, oracle {r['dev_oracle_wer']}. Test ({r['test_lists']} "
         "lists, held-out voices and templates) is reported, never used to select or tune.",
         "",
-        "| model | student | lambda (dev) | dev WER | dev WER, cross-fitted lambda "
+        "| system | student | counts | weights (dev) | dev WER | dev WER, cross-fitted weights "
         "| test WER first / rescored / oracle | test rel. reduction all / en / es "
         "| test gap closed |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, m in r["models"].items():
         t = m["test"]
+        weights = ", ".join(f"{k} {v}" for k, v in m["weights_dev"].items())
         lines.append(
-            f"| {key} ({m['dir']}) | {m['student']} | {m['lambda_dev']} | {m['dev_wer']} "
+            f"| {key} ({m['dir']}) | {m['student']} | {', '.join(m['features']) or 'none'} "
+            f"| {weights} | {m['dev_wer']} "
             f"| {m['dev_wer_cross_fitted']} | {t['all']['wer_first_pass']} / "
             f"{t['all']['wer_rescored']} / {t['all']['wer_oracle']} | "
             f"{t['all']['relative_wer_reduction_pct']}% / {t['en']['relative_wer_reduction_pct']}%"
@@ -207,7 +256,7 @@ def render(r: dict) -> str:
     s, b = r["paired_dev"]["sign_test"], r["paired_dev"]["bootstrap"]
     lines += [
         "",
-        "Paired on dev (per-list word errors, cross-fitted lambda), candidate minus deployed:",
+        "Paired on dev (per-list word errors, cross-fitted weights), candidate minus deployed:",
         f"- sign test: candidate better on {s['candidate_better']} lists, worse on "
         f"{s['candidate_worse']} (two-sided p = {s['p_two_sided']});",
         f"- paired bootstrap ({b['draws']} draws): WER difference {b['wer_difference']} points, "

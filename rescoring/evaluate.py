@@ -7,7 +7,9 @@ chosen hypothesis); fixed vs broken counts; the ablation (first pass, PLL teache
 directly with its cost, stage 1 only, stage 1 + MWER, stage 1 + MWED, MWER only); downstream
 intent accuracy / entity F1 of the NLU parser on first-pass, rescored, oracle and reference
 text (rescoring.downstream); latency of the committed ONNX rescorer for 8 hypotheses on 2 CPU
-threads next to the previous model's; the Pyramid-BERT speed / WER table.
+threads next to the previous model's; the Pyramid-BERT speed / WER table; the final-score
+counts (rescoring.combine: word insertion penalty, catalog bonus) added one at a time, and
+alone without the rescorer, each with its weights tuned on dev.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rescoring.combine import Combination, choose, list_features, tune
 from rescoring.data import NBestExample, load_split, pick, tune_weight, wer
 from rescoring.synth import HELD_OUT
 from rescoring.text import words
@@ -106,6 +109,37 @@ def pll_lists(split: str, examples: list[NBestExample]) -> list[np.ndarray] | No
     return [np.asarray(data[e.id], dtype=np.float32) for e in examples]
 
 
+def counts_ablation(reranker, gazetteer, dev, test, test_scores, test_features) -> dict:
+    """Test rows of the deployed ONNX rescorer with the final-score counts added one at a time,
+    and of the counts alone (no second pass), weights tuned on dev for each row."""
+    dev_scores = [reranker.score_texts(list(e.texts)) for e in dev]
+    dev_features = [list_features(e.texts, gazetteer) for e in dev]
+    zeros = {
+        "dev": [np.zeros_like(e.asr) for e in dev],
+        "test": [np.zeros_like(e.asr) for e in test],
+    }
+    rows = {
+        "counts only (no rescorer)": (zeros, ("words", "catalog")),
+        "rescorer, lambda only": ({"dev": dev_scores, "test": test_scores}, ()),
+        "rescorer + words": ({"dev": dev_scores, "test": test_scores}, ("words",)),
+        "rescorer + catalog": ({"dev": dev_scores, "test": test_scores}, ("catalog",)),
+        "rescorer + words + catalog": (
+            {"dev": dev_scores, "test": test_scores},
+            ("words", "catalog"),
+        ),
+    }
+    out = {}
+    for name, (scores, use) in rows.items():
+        combination, dev_wer = tune(dev, scores["dev"], dev_features, use)
+        chosen = choose(test, scores["test"], test_features, combination)
+        out[name] = {
+            "weights": combination.to_config(),
+            "dev_wer": round(dev_wer, 2),
+            **summary(test, chosen),
+        }
+    return out
+
+
 def _timed(fn, repeats: int) -> dict:
     for _ in range(10):
         fn()
@@ -120,14 +154,20 @@ def _timed(fn, repeats: int) -> dict:
     }
 
 
-def onnx_latency(model_dir: Path, texts: list[str], repeats: int = 200) -> dict:
-    """Median / p90 ms of one batched call for 8 hypotheses, 2 intra-op threads."""
+def onnx_latency(model_dir: Path, texts: list[str], gazetteer=None, repeats: int = 200) -> dict:
+    """Median / p90 ms of the whole second pass of one list (`Reranker.rank`: tokenizing, one
+    batched ONNX call, the counts and the re-sort), 2 intra-op threads."""
+    from asr.nbest import Hypothesis, NBest
     from rescoring.runtime import Reranker
 
-    reranker = Reranker(model_dir, threads=2)
+    reranker = Reranker(model_dir, threads=2, gazetteer=gazetteer)
+    nbest = NBest(
+        hypotheses=tuple(Hypothesis(text=t, asr_score=-0.1 * k) for k, t in enumerate(texts)),
+        language="en",
+    )
     return {
         "hypotheses": len(texts),
-        **_timed(lambda: reranker.score_texts(texts), repeats),
+        **_timed(lambda: reranker.rank(nbest), repeats),
         "onnx_bytes": (model_dir / "model.onnx").stat().st_size,
     }
 
@@ -174,8 +214,11 @@ def main(argv: list[str] | None = None) -> None:
         default=REPO / "build" / "rescoring" / "baseline_v1",
         help="an earlier ONNX rescorer timed in the same run (skipped when absent)",
     )
+    parser.add_argument("--db", default=None, help="inventory URL for the catalog gazetteer")
     parser.add_argument("--out", type=Path, default=DOCS / "rescoring_report")
     args = parser.parse_args(argv)
+    from assistant.gazetteer import build_gazetteer
+    from assistant.inventory import Inventory
     from rescoring.runtime import DEFAULT_MODEL_DIR
     from rescoring.train import train_examples
 
@@ -196,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "deployed": {
             "student": deployed.get("student"),
-            "lambda": deployed.get("lambda"),
+            "weights": Combination.from_config(deployed).to_config(),
             # --model-dir elsewhere: a candidate evaluated like the deployed model.
             "role": "deployed"
             if model_dir.resolve() == DEFAULT_MODEL_DIR.resolve()
@@ -222,12 +265,15 @@ def main(argv: list[str] | None = None) -> None:
         weight, dev_wer = tune_weight(dev, d)
         row = summary(test, pick(test, t, weight))
         report["ablation"][name] = {"lambda": round(weight, 4), "dev_wer": round(dev_wer, 2), **row}
-    # The deployed model: ONNX scores, its own lambda.
+    # The deployed model: ONNX scores, its own weights and the gazetteer the server builds.
     from rescoring.runtime import Reranker
 
-    reranker = Reranker(model_dir)
+    gazetteer = build_gazetteer(Inventory(args.db))
+    reranker = Reranker(model_dir, gazetteer=gazetteer)
     scores = [reranker.score_texts(list(e.texts)) for e in test]
-    chosen = pick(test, scores, reranker.weight)
+    features = [list_features(e.texts, gazetteer) for e in test]
+    chosen = choose(test, scores, features, reranker.combination)
+    report["counts"] = counts_ablation(reranker, gazetteer, dev, test, scores, features)
     report["deployed"]["test"] = summary(test, chosen)
     report["deployed"]["per_language"] = grouped(test, chosen, lambda e: e.language)
     report["deployed"]["per_voice"] = grouped(
@@ -249,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     lists = {"longest": list(eights[-1].texts[:8]), "median": list(eights[len(eights) // 2].texts)}
     report["latency"] = {"load_average_before": round(os.getloadavg()[0], 2)}
     for key, texts in lists.items():
-        report["latency"][key] = onnx_latency(model_dir, texts)
+        report["latency"][key] = onnx_latency(model_dir, texts, gazetteer)
         if (args.baseline_model_dir / "model.onnx").is_file():
             report["latency"][key]["baseline_v1"] = onnx_latency(args.baseline_model_dir, texts)
     with contextlib.suppress(FileNotFoundError):  # no teacher built: no PLL cost
@@ -275,9 +321,10 @@ def main(argv: list[str] | None = None) -> None:
     print(render(report))
 
 
-def _row(name: str, s: dict) -> str:
+def _row(name: str, s: dict, extra: tuple = ()) -> str:
+    """A table row; `extra` cells go between the name and the figures."""
     return (
-        f"| {name} | {s['utterances']} | {s['wer_first_pass']} | {s['wer_rescored']} | "
+        f"| {' | '.join(str(x) for x in (name, *extra))} | {s['utterances']} | {s['wer_first_pass']} | {s['wer_rescored']} | "
         f"{s['wer_oracle']} | {s['relative_wer_reduction_pct']} | {s['gap_closed_pct']} | "
         f"{s['entity_word_acc_first_pass']} -> {s['entity_word_acc_rescored']} | "
         f"{s['fixed']} / {s['broken']} |"
@@ -287,6 +334,11 @@ def _row(name: str, s: dict) -> str:
 HEADER = (
     "| system | lists | WER 1st pass | WER rescored | WER oracle | rel. reduction % | "
     "gap closed % | entity words % | fixed / broken |\n|---|---|---|---|---|---|---|---|---|"
+)
+
+
+COUNTS_HEADER = HEADER.replace("| system |", "| system | weights (dev) | dev WER |").replace(
+    "|---|", "|---|---|---|", 1
 )
 
 
@@ -309,11 +361,25 @@ def render(r: dict) -> str:
     ]
     for name, s in r["ablation"].items():
         lines.append(_row(name, s))
+    if r.get("counts"):
+        lines += [
+            "",
+            "## Final-score counts (rescoring.combine), ONNX rescorer, weights tuned on dev",
+            "",
+            "words: word insertion penalty; catalog: bonus per word inside a catalog phrase of "
+            "the store's gazetteer (built from the inventory, as the server does).",
+            "",
+            COUNTS_HEADER,
+        ]
+        for name, s in r["counts"].items():
+            weights = ", ".join(f"{k} {v}" for k, v in s["weights"].items())
+            lines.append(_row(name, s, extra=(weights, s["dev_wer"])))
     d = r["deployed"]
+    weights = ", ".join(f"{k} {v}" for k, v in d["weights"].items())
     lines += [
         "",
         f"## {d.get('role', 'deployed').capitalize()} ONNX model ({d['student']}, int8, "
-        f"lambda {d['lambda']}, {d.get('dir', 'rescoring/models/rescorer')})",
+        f"{weights}, {d.get('dir', 'rescoring/models/rescorer')})",
         "",
         HEADER,
         _row("all", d["test"]),

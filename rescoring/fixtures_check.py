@@ -21,11 +21,11 @@ FIXTURES = REPO / "tests" / "fixtures"
 def main() -> None:
     from asr.audio import decode_audio
     from asr.transcriber import Transcriber
-    from rescoring.runtime import load_default_reranker
+    from assistant.commands.transcribe import load_reranker
 
     rows = [json.loads(x) for x in (FIXTURES / "fixtures.jsonl").read_text().splitlines() if x]
     transcriber = Transcriber(nbest=8, cpu_threads=2)
-    reranker = load_default_reranker()
+    reranker = load_reranker(no_rescore=False)  # as `assistant transcribe` ranks
     if reranker is None:
         raise SystemExit("no rescorer in rescoring/models/rescorer")
     out = []

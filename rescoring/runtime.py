@@ -4,10 +4,12 @@ No PyTorch here: ONNX Runtime and `tokenizers` only. A rescorer is a directory:
 
     model.onnx      inputs input_ids, attention_mask (int64, [batch, seq]); output score [batch]
     tokenizer.json  the rescorer's own subword tokenizer (see rescoring.tokenizer)
-    config.json     {"lambda": float, "max_length": int, "score_offset": float, ...}
+    config.json     {"lambda": float, "word_bonus": float, "catalog_bonus": float,
+                     "max_length": int, ...}
     card.json       metrics, data and the command that rebuilds it
 
-final score = asr_score + lambda * rescore_score, lambda tuned on the dev split.
+final score = asr_score + lambda * rescore_score + word_bonus * words
+              + catalog_bonus * catalog_words (rescoring.combine; weights tuned on dev).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.nbest import Hypothesis, NBest
+from asr.nbest import NBest
+from rescoring.combine import Combination, list_features
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +36,29 @@ ENV_VAR = "RETAIL_ASSISTANT_RESCORER"
 class RerankerConfig:
     """What the runtime needs from config.json.
 
-    weight: lambda, the weight of the second-pass score in the final score (tuned on dev).
+    combination: the weights of the final score (rescoring.combine, tuned on dev).
     max_length: subword tokens per hypothesis, [CLS] and [SEP] included (longer is cut).
     threads: ONNX Runtime intra-op threads (2 matches the deployment target).
     """
 
-    weight: float = 1.0
+    combination: Combination = Combination()
     max_length: int = 48
     threads: int = 2
 
 
 class Reranker:
-    """Re-sorts an n-best list by asr_score + lambda * rescore_score. One verb: `rank`."""
+    """Re-sorts an n-best list by its final score (rescoring.combine). One verb: `rank`."""
 
     def __init__(
-        self, model_dir: str | os.PathLike, threads: int | None = None, device: str = "auto"
+        self,
+        model_dir: str | os.PathLike,
+        threads: int | None = None,
+        device: str = "auto",
+        gazetteer=None,
     ) -> None:
-        """device: "auto" (CUDA when onnxruntime-gpu is installed, else CPU), "cpu" or "cuda"."""
+        """device: "auto" (CUDA when onnxruntime-gpu is installed, else CPU), "cpu" or "cuda".
+        gazetteer: the store's nlu.baseline.Gazetteer (assistant.gazetteer.build_gazetteer)
+        for the catalog bonus; without one that bonus is off."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -57,8 +66,13 @@ class Reranker:
 
         self.model_dir = Path(model_dir)
         raw = json.loads((self.model_dir / "config.json").read_text())
+        combination = Combination.from_config(raw)
+        if combination.catalog_bonus and gazetteer is None:
+            log.warning("rescorer: no gazetteer given, so no catalog bonus")
+            combination = replace(combination, catalog_bonus=0.0)
+        self.gazetteer = gazetteer
         self.config = RerankerConfig(
-            weight=float(raw.get("lambda", 1.0)),
+            combination=combination,
             max_length=int(raw.get("max_length", 48)),
             threads=int(threads or raw.get("threads", 2)),
         )
@@ -72,11 +86,11 @@ class Reranker:
         self.session = ort.InferenceSession(
             str(self.model_dir / "model.onnx"), options, providers=onnx_providers(device)
         )
-        log.info("rescorer %s loaded (lambda %.3f)", self.model_dir, self.config.weight)
+        log.info("rescorer %s loaded (%s)", self.model_dir, combination)
 
     @property
-    def weight(self) -> float:
-        return self.config.weight
+    def combination(self) -> Combination:
+        return self.config.combination
 
     def score_texts(self, texts: list[str]) -> np.ndarray:
         """Second-pass sentence scores, float32 [len(texts)], all texts in one batched call."""
@@ -92,22 +106,15 @@ class Reranker:
         """The same readings with rescore_score and score filled, sorted by score, best first."""
         if not nbest.hypotheses:
             return nbest
-        scores = self.score_texts([h.text for h in nbest.hypotheses])
+        texts = [h.text for h in nbest.hypotheses]
+        scores = self.score_texts(texts)
+        asr = np.asarray([h.asr_score for h in nbest.hypotheses], dtype=np.float32)
+        final = self.combination.final(asr, scores, list_features(texts, self.gazetteer))
         ranked = [
-            replace(h, rescore_score=float(s), score=h.asr_score + self.config.weight * float(s))
-            for h, s in zip(nbest.hypotheses, scores, strict=True)
+            replace(h, rescore_score=float(s), score=float(f))
+            for h, s, f in zip(nbest.hypotheses, scores, final, strict=True)
         ]
         return nbest.resorted(ranked)
-
-
-def rescore_hypotheses(
-    hypotheses: list[Hypothesis], scores: np.ndarray, weight: float
-) -> list[Hypothesis]:
-    """Fill rescore_score/score from precomputed second-pass scores (evaluation helper)."""
-    return [
-        replace(h, rescore_score=float(s), score=h.asr_score + weight * float(s))
-        for h, s in zip(hypotheses, scores, strict=True)
-    ]
 
 
 def default_model_dir() -> Path | None:
@@ -119,10 +126,12 @@ def default_model_dir() -> Path | None:
     return path if (path / "model.onnx").is_file() and (path / "config.json").is_file() else None
 
 
-def load_default_reranker(threads: int | None = None, device: str = "auto") -> Reranker | None:
+def load_default_reranker(
+    threads: int | None = None, device: str = "auto", gazetteer=None
+) -> Reranker | None:
     """The committed rescorer, or None when there is none (the first pass then stands alone)."""
     path = default_model_dir()
     if path is None:
         log.info("no rescorer found; first-pass ranking only")
         return None
-    return Reranker(path, threads=threads, device=device)
+    return Reranker(path, threads=threads, device=device, gazetteer=gazetteer)

@@ -72,12 +72,15 @@ def read_bias_file(path: Path) -> tuple[str, ...]:
 
 def load_reranker(no_rescore: bool):
     """The second pass (a Reranker whose .rank(nbest) fills rescore_score and score), or None:
-    asked for none, or no rescorer model installed (first pass only)."""
+    asked for none, or no rescorer model installed (first pass only). Its catalog bonus reads
+    the gazetteer of the default inventory (the curated lists when the database is down)."""
     if no_rescore:
         return None
+    from assistant.gazetteer import build_gazetteer
+    from assistant.inventory import Inventory
     from rescoring.runtime import load_default_reranker
 
-    return load_default_reranker()
+    return load_default_reranker(gazetteer=build_gazetteer(Inventory()))
 
 
 def nbest_record(file: str, nbest) -> dict:

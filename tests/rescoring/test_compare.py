@@ -3,6 +3,7 @@
 import numpy as np
 from nbest_examples import nbest_example
 
+from rescoring.combine import Combination, list_features
 from rescoring.compare import cross_fitted_errors, paired_bootstrap, sign_test, split_figures
 
 
@@ -30,7 +31,8 @@ def test_cross_fitted_errors_and_test_figures():
     # The second reading is right everywhere and the rescorer prefers it: any lambda > 0.1 wins.
     examples = [_example(i, [-0.1, -0.2], [2, 0], "en" if i % 2 else "es") for i in range(20)]
     scores = [np.asarray([0.0, 1.0], dtype=np.float32) for _ in examples]
-    assert cross_fitted_errors(examples, scores).tolist() == [0.0] * 20
-    t = split_figures(examples, scores, 1.0)
+    features = [list_features(e.texts) for e in examples]
+    assert cross_fitted_errors(examples, scores, features, ()).tolist() == [0.0] * 20
+    t = split_figures(examples, scores, features, Combination(weight=1.0))
     assert t["all"]["wer_first_pass"] == 50.0 and t["all"]["wer_rescored"] == 0.0
     assert t["en"]["gap_closed_pct"] == 100.0 and t["es"]["relative_wer_reduction_pct"] == 100.0

@@ -81,3 +81,23 @@ def test_committed_model_scores_a_list(monkeypatch):
     ranked = reranker.rank(nbest)
     assert len(ranked.hypotheses) == 2
     assert all(h.rescore_score is not None for h in ranked.hypotheses)
+
+
+def test_rank_applies_word_and_catalog_bonuses(tmp_path):
+    from nlu.baseline import Gazetteer
+
+    model = _length_model(tmp_path)
+    config = {"lambda": 0.0, "word_bonus": -0.1, "catalog_bonus": 0.5, "max_length": 8}
+    (model / "config.json").write_text(json.dumps(config))
+    gazetteer = Gazetteer.from_lists(products=["tide pods"])
+    nbest = _nbest([("the tied pods", -0.30), ("the tide pods", -0.32), ("the the tide", -0.31)])
+
+    ranked = Reranker(model, gazetteer=gazetteer).rank(nbest)
+    # -0.32 - 3 * 0.1 + 2 * 0.5 beats -0.30 - 0.3: the catalog reading wins.
+    assert ranked.text == "the tide pods"
+    assert ranked.hypotheses[0].score == pytest.approx(-0.32 - 0.3 + 1.0)
+
+    # Without a gazetteer the catalog bonus is off (a warning, not an error).
+    plain = Reranker(model).rank(nbest)
+    assert plain.text == "the tied pods"
+    assert plain.hypotheses[0].score == pytest.approx(-0.30 - 0.3)
