@@ -288,6 +288,30 @@ def list_loss(torch, scores, asr, errors, counts, kind: str, weight: float, temp
     return total / len(counts)
 
 
+def first_pass_prior(
+    examples: list[NBestExample], word_bonus: float, catalog_bonus: float
+) -> dict[str, np.ndarray]:
+    """What stage 2 adds the second-pass score to, per list id: asr_score plus the final-score
+    counts (rescoring.combine) at fixed bonuses, so that MWER teaches the rescorer what the word
+    penalty and the catalog bonus do not already fix. Zero bonuses: asr_score alone."""
+    if not word_bonus and not catalog_bonus:
+        return {e.id: e.asr for e in examples}
+    from rescoring.combine import Combination, list_features
+
+    gazetteer = None
+    if catalog_bonus:
+        from assistant.gazetteer import build_gazetteer
+        from assistant.inventory import Inventory
+
+        gazetteer = build_gazetteer(Inventory())
+    counts = Combination(weight=0.0, word_bonus=word_bonus, catalog_bonus=catalog_bonus)
+    zeros = np.float32(0.0)
+    return {
+        e.id: counts.final(e.asr, zeros, list_features(e.texts, gazetteer)).astype(np.float32)
+        for e in examples
+    }
+
+
 def cmd_student(args: argparse.Namespace) -> None:
     torch, device = _torch()
     torch.set_num_threads(args.threads)
@@ -353,6 +377,7 @@ def cmd_student(args: argparse.Namespace) -> None:
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr2, weight_decay=0.01)
         model.train()
         useful = [e for e in train if len(e.texts) > 1]
+        prior = first_pass_prior(useful, args.word_bonus, args.catalog_bonus)
         bar = tqdm(
             total=args.stage2_epochs * math.ceil(len(useful) / args.lists),
             desc=f"stage 2 ({args.stage2})",
@@ -361,7 +386,7 @@ def cmd_student(args: argparse.Namespace) -> None:
             for batch in _batches(useful, args.lists, rng):
                 texts = [t for e in batch for t in e.texts]
                 pred = forward(texts)
-                asr = torch.tensor(np.concatenate([e.asr for e in batch]), device=device)
+                asr = torch.tensor(np.concatenate([prior[e.id] for e in batch]), device=device)
                 err = torch.tensor(np.concatenate([e.errors for e in batch]), device=device)
                 loss = list_loss(
                     torch,
@@ -535,6 +560,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr2", type=float, default=1e-4)
     p.add_argument("--train-weight", type=float, default=0.1, help="lambda inside the MWER softmax")
     p.add_argument("--distill-weight", type=float, default=0.1)
+    p.add_argument(
+        "--word-bonus", type=float, default=0.0, help="stage 2: word bonus added to asr_score"
+    )
+    p.add_argument(
+        "--catalog-bonus", type=float, default=0.0, help="stage 2: catalog bonus, likewise"
+    )
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_student)

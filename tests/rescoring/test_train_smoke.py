@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -65,7 +66,7 @@ def test_recipe_end_to_end(tmp_path, monkeypatch):
     assert len(json.loads((work / "pll" / "train.json").read_text())) == len(SENTENCES)
     train.main(
         ["student", "--name", "s", "--layers", "1", "--stage1-epochs", "1"]
-        + ["--stage2", "mwer", "--stage2-epochs", "1", "--lists", "4"]
+        + ["--stage2", "mwer", "--stage2-epochs", "1", "--lists", "4", "--word-bonus", "-0.1"]
     )
     out = tmp_path / "model"
     train.main(["export", "--name", "s", "--out", str(out)])
@@ -84,3 +85,11 @@ def test_recipe_end_to_end(tmp_path, monkeypatch):
     assert {h.text for h in ranked.hypotheses} == {h.text for h in nbest.hypotheses}
     assert all(h.rescore_score is not None for h in ranked.hypotheses)
     assert ranked.first_pass_best.text == "where are the tied pods"
+
+
+def test_stage2_prior_adds_the_counts_to_asr_scores():
+    from nbest_examples import nbest_example
+
+    e = nbest_example([-0.5, -0.7], [1, 0])  # texts "0" and "1": one word each
+    assert train.first_pass_prior([e], 0.0, 0.0)[e.id] is e.asr
+    np.testing.assert_allclose(train.first_pass_prior([e], -0.1, 0.0)[e.id], [-0.6, -0.8])
