@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.nbest import Hypothesis, NBest, reading_key
-from asr.torch_beam import BeamOptions, beam_search
+from asr.torch_beam import BeamOptions, BeamResult, beam_search
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +221,8 @@ class TorchTranscriber:
         n = nbest or self.config.nbest
         if not 1 <= n <= MAX_BEAM:
             raise ValueError(f"nbest must be between 1 and {MAX_BEAM}")
-        wanted = [self._check_language(lang) for lang in languages]
-        bias = self._bias if bias_terms is None else self._encode_bias(bias_terms)
+        wanted = [self.check_language(lang) for lang in languages]
+        bias = self.bias_ids(bias_terms)
         results: list[NBest] = []
         step = self.config.batch_size
         for start in range(0, len(audios), step):
@@ -230,7 +230,12 @@ class TorchTranscriber:
             results.extend(self._decode(audios[chunk], wanted[chunk], n, bias))
         return results
 
-    def _check_language(self, language: str | None) -> str:
+    def bias_ids(self, bias_terms: Sequence[str] | None) -> list[int]:
+        """Prompt ids of the domain terms: the config's when None, none for ()."""
+        return self._bias if bias_terms is None else self._encode_bias(bias_terms)
+
+    def check_language(self, language: str | None) -> str:
+        """The language to decode for a request: "auto" or a configured code (else ValueError)."""
         language = language or self.config.language
         if language != "auto" and language not in self.config.languages:
             raise ValueError(
@@ -238,42 +243,61 @@ class TorchTranscriber:
             )
         return language
 
-    def _decode(
-        self, audios: Sequence[np.ndarray], wanted: list[str], n: int, bias: list[int]
-    ) -> list[NBest]:
+    def encode(self, audios: Sequence[np.ndarray], wanted: Sequence[str]):
+        """Encoder outputs and languages of a batch of clips (call under torch.inference_mode).
+
+        audios: float32 16 kHz clips (the first 30 s of each are used); wanted: "en", "es"
+        or "auto" per clip. Returns (encoder_out [B, 1500, d_model] in the model's dtype,
+        [(language, probability)] per clip, seconds spent).
+        """
         import torch
 
         for audio in audios:
             if np.asarray(audio).size == 0:
                 raise ValueError("empty audio: nothing to transcribe")
         started = time.perf_counter()
+        feats = self.features(audios).to(self.dtype)
+        encoder_out = self.model.model.encoder(feats).last_hidden_state
+        todo = [i for i, lang in enumerate(wanted) if lang == "auto"]
+        chosen = {i: (lang, 1.0) for i, lang in enumerate(wanted) if lang != "auto"}
+        if todo:
+            chosen.update(zip(todo, self._detect(encoder_out[todo]), strict=True))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return encoder_out, [chosen[i] for i in range(len(audios))], time.perf_counter() - started
+
+    def prompt(self, language: str, bias: Sequence[int]) -> list[int]:
+        """Decoder prompt ids: [previous-text marker, bias ids,] start, language, task."""
+        prefix = [self._sot_prev, *bias] if bias else []
+        return [*prefix, self._sot, self._lang_ids[language], *self._task]
+
+    def beam_options(self, beam: int) -> BeamOptions:
+        """Search options for a beam width (every finished beam kept: readings merge later)."""
+        return replace(
+            self._base_options,
+            beam_size=beam,
+            num_hypotheses=beam,
+            max_new_tokens=self.config.max_new_tokens,
+            length_penalty=self.config.length_penalty,
+        )
+
+    def first_beam(self, n: int) -> int:
+        """Beam width of the first decode for n readings: the configured one, at least 2 n."""
+        return max(self.config.beam_size, 2 * n)
+
+    def _decode(
+        self, audios: Sequence[np.ndarray], wanted: list[str], n: int, bias: list[int]
+    ) -> list[NBest]:
+        import torch
+
+        started = time.perf_counter()
         with torch.inference_mode():
-            feats = self.features(audios).to(self.dtype)
-            encoder_out = self.model.model.encoder(feats).last_hidden_state
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            encode_s = time.perf_counter() - started
-            todo = [i for i, lang in enumerate(wanted) if lang == "auto"]
-            chosen = {i: (lang, 1.0) for i, lang in enumerate(wanted) if lang != "auto"}
-            if todo:
-                chosen.update(zip(todo, self._detect(encoder_out[todo]), strict=True))
-            prefix = [self._sot_prev, *bias] if bias else []
-            prompts = np.array(
-                [
-                    [*prefix, self._sot, self._lang_ids[chosen[i][0]], *self._task]
-                    for i in range(len(audios))
-                ]
-            )
-            beam = max(self.config.beam_size, 2 * n)
-            options = replace(
-                self._base_options,
-                beam_size=beam,
-                num_hypotheses=beam,
-                max_new_tokens=self.config.max_new_tokens,
-                length_penalty=self.config.length_penalty,
-            )
+            encoder_out, chosen, encode_s = self.encode(audios, wanted)
+            prompts = np.array([self.prompt(lang, bias) for lang, _ in chosen])
+            beam = self.first_beam(n)
+            options = self.beam_options(beam)
             readings = [
-                self._readings(r) for r in beam_search(self.model, encoder_out, prompts, options)
+                self.readings(r) for r in beam_search(self.model, encoder_out, prompts, options)
             ]
             # Merging variants may leave fewer than n readings: decode those utterances
             # again with a wider beam, as the CTranslate2 path does.
@@ -282,29 +306,35 @@ class TorchTranscriber:
                 if not short:
                     break
                 beam = min(MAX_BEAM, beam * 2)
-                options = replace(options, beam_size=beam, num_hypotheses=beam)
+                options = self.beam_options(beam)
                 wider = beam_search(self.model, encoder_out[short], prompts[short], options)
                 for i, result in zip(short, wider, strict=True):
-                    readings[i] = self._readings(result)
+                    readings[i] = self.readings(result)
         total_s = time.perf_counter() - started
+        extra = {"backend": "torch", "encode_s": encode_s, "asr_s": total_s, "batch": len(audios)}
         return [
-            NBest(
-                tuple(hyps[:n]),
-                language=chosen[i][0],
-                language_prob=chosen[i][1],
-                duration_s=len(audio) / SAMPLE_RATE,
-                extra={
-                    "backend": "torch",
-                    "encode_s": encode_s,
-                    "asr_s": total_s,
-                    "batch": len(audios),
-                    "beam": beam,
-                },
-            )
-            for i, (hyps, audio) in enumerate(zip(readings, audios, strict=True))
+            self.to_nbest(hyps, n, lang, len(audio) / SAMPLE_RATE, {**extra, "beam": beam})
+            for hyps, lang, audio in zip(readings, chosen, audios, strict=True)
         ]
 
-    def _readings(self, results) -> list[Hypothesis]:
+    @staticmethod
+    def to_nbest(
+        readings: Sequence[Hypothesis],
+        n: int,
+        language: tuple[str, float],
+        duration_s: float,
+        extra: dict,
+    ) -> NBest:
+        """The NBest of one clip from its readings (best first) and its (language, prob)."""
+        return NBest(
+            tuple(readings[:n]),
+            language=language[0],
+            language_prob=language[1],
+            duration_s=duration_s,
+            extra=extra,
+        )
+
+    def readings(self, results: Sequence[BeamResult]) -> list[Hypothesis]:
         """Distinct readings of one utterance's finished beams, best score first."""
         hypotheses, seen = [], set()
         for result in results:
