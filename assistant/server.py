@@ -56,6 +56,10 @@ class ServerConfig:
     # costs about as much as its decodes in sequence, so the first final would wait for all
     # (scripts/bench_latency.py: docs/latency.md against docs/latency_batch8.md).
     max_batch: int | None = None
+    # Continuous batching of finals (asr.torch_continuous): each final joins the running
+    # beam search at the next decoder step instead of waiting for the batch before it.
+    # None: on when the first pass is PyTorch on CUDA; the CTranslate2 path never uses it.
+    continuous_batching: bool | None = None
     default_store: str = "1"
     shutdown_grace_s: float = 15.0  # SIGTERM: time allowed to finish utterances in flight
     web_dir: Path = WEB_DIR
@@ -88,6 +92,7 @@ class AssistantServer:
         self._loaded: asyncio.Event | None = None
         self._server: Server | None = None
         self._batcher: FinalBatcher | None = None
+        self._decoder = None  # asr.torch_continuous.ContinuousDecoder when batching continuously
         # Connections whose URL carried the right ?token= (weak: a connection that never
         # reaches the handler does not linger, and no later connection inherits its entry).
         self._authenticated: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
@@ -123,7 +128,7 @@ class AssistantServer:
             compression=None,  # PCM does not compress; saves CPU
         )
         if self.pipeline is not None:
-            self._set_batch_size()
+            self._configure_batching()
             self._loaded.set()
         else:
             asyncio.get_running_loop().create_task(self._load())
@@ -132,18 +137,45 @@ class AssistantServer:
     async def _load(self) -> None:
         try:
             self.pipeline = await asyncio.to_thread(self.pipeline_factory)
-            self._set_batch_size()
-            log.info("models loaded; serving (finals batched up to %d)", self._batcher.max_batch)
+            self._configure_batching()
+            log.info(
+                "models loaded; serving (finals %s)",
+                "batched continuously"
+                if self._decoder
+                else f"batched up to {self._batcher.max_batch}",
+            )
         except Exception:
             log.exception("models failed to load")
             self.load_failed = True
         finally:
             self._loaded.set()
 
-    def _set_batch_size(self) -> None:
+    def _configure_batching(self) -> None:
+        transcriber = getattr(self.pipeline, "transcriber", None)
+        device = getattr(transcriber, "device", "cpu")
+        if self._continuous(transcriber, str(device)):
+            from asr.torch_continuous import ContinuousDecoder
+
+            # The decoder merges concurrent calls itself: each final goes alone, at once, on
+            # its own thread (its later stages then wait for nobody's first pass).
+            self._decoder = ContinuousDecoder(transcriber)
+            self.pipeline.transcriber = self._decoder
+            self._batcher.max_batch, self._batcher.max_wait_s = 1, 0.0
+            self._batcher.max_in_flight = self.config.max_sessions
+            return
         if self.config.max_batch is None:
-            device = getattr(getattr(self.pipeline, "transcriber", None), "device", "cpu")
             self._batcher.max_batch = 8 if device == "cuda" else 1
+
+    def _continuous(self, transcriber, device: str) -> bool:
+        if self.config.continuous_batching is False or transcriber is None:
+            return False
+        from asr.torch_continuous import ContinuousDecoder
+
+        if not ContinuousDecoder.supports(transcriber):
+            if self.config.continuous_batching:
+                log.warning("continuous batching needs the PyTorch first pass; batching as before")
+            return False
+        return bool(self.config.continuous_batching) or device.startswith("cuda")
 
     def _run_batch(self, requests):
         return self.pipeline.finals(requests)
@@ -166,6 +198,8 @@ class AssistantServer:
             await asyncio.wait_for(self._server.wait_closed(), 5)
         if self._batcher:
             await self._batcher.stop()
+        if self._decoder is not None:
+            await asyncio.to_thread(self._decoder.close)
 
     async def serve_forever(self) -> None:
         """start(), then run until SIGTERM/SIGINT, then shutdown()."""

@@ -3,7 +3,7 @@ and a concurrent-streams simulation of the server's final batching on one model.
 
     python -m bench.first_pass --backend ctranslate2 --device cpu --out docs/gpu_benchmark_cpu.json
     python -m bench.first_pass --backend torch --device cuda --dtype float16 bfloat16 \
-        --torch-model DIR --out OUT.json            # on the GPU machine
+        --torch-model DIR --batching static continuous --out OUT.json   # on the GPU machine
 
 Reads the committed fixtures (tests/fixtures, 16 kHz mono WAV) with the standard library, so
 the GPU machine needs only torch, transformers and tokenizers. Every figure is wall-clock
@@ -12,8 +12,11 @@ time after one warm-up call; RTF = decode time / audio duration (lower is faster
 Streams simulation (--streams): N streams each speak a fixture clip, wait `think` seconds
 (uniform 1-4 s), speak again; a final arrives when a clip ends. One worker serves finals as
 the server's FinalBatcher does: it takes every final that has arrived (up to --max-batch),
-after waiting --batch-wait-ms for more, and decodes them in one nbest_batch call. Final
-latency = decode end - clip end (what the user waits after end of speech, first pass only).
+after waiting --batch-wait-ms for more, and decodes them in one nbest_batch call
+(`--batching static`); or, with `--batching continuous` (torch backend), each final is
+submitted to an asr.torch_continuous.ContinuousDecoder when it arrives and joins the running
+beam search at the next decoder step. Both modes replay the same arrivals. Final latency =
+decode end - clip end (what the user waits after end of speech, first pass only).
 """
 
 from __future__ import annotations
@@ -163,21 +166,11 @@ def bench_batched(model, rows: list[dict], sizes: list[int], repeats: int) -> li
     return out
 
 
-def simulate_streams(
-    model,
-    rows: list[dict],
-    streams: int,
-    duration_s: float,
-    batch_wait_ms: float,
-    max_batch: int,
-    seed: int = 0,
-) -> dict:
-    """Concurrent streams against one model with the server's batching policy (see module doc).
-
-    Arrival times are drawn up front (seeded); the worker runs in real time on this thread.
-    """
+def stream_arrivals(rows: list[dict], streams: int, duration_s: float, seed: int = 0):
+    """[(end of speech time s, row)] of N streams, sorted; drawn up front (seeded), so that
+    both batching modes see the very same finals."""
     rng = random.Random(seed)
-    arrivals = []  # (end of speech time, row)
+    arrivals = []
     for _s in range(streams):
         t = rng.uniform(0, 4.0)
         while True:
@@ -188,8 +181,13 @@ def simulate_streams(
             arrivals.append((t, row))
             t += rng.uniform(1.0, 4.0)
     arrivals.sort(key=lambda a: a[0])
-    latencies, batches, i = [], [], 0
-    start = time.perf_counter()
+    return arrivals
+
+
+def _serve_static(model, arrivals, start: float, batch_wait_ms: float, max_batch: int):
+    """The server's FinalBatcher policy: one nbest_batch call at a time over every final
+    that has arrived. -> (decode end time of each final, finals per call)."""
+    done, batches, i = [], [], 0
     while i < len(arrivals):
         now = time.perf_counter() - start
         if arrivals[i][0] > now:
@@ -202,24 +200,86 @@ def simulate_streams(
             j += 1
         chunk = arrivals[i:j]
         model.nbest_batch([r["audio"] for _, r in chunk], [r["language"] for _, r in chunk])
-        done = time.perf_counter() - start
-        latencies.extend(done - t for t, _ in chunk)
+        done.extend([time.perf_counter() - start] * len(chunk))
         batches.append(len(chunk))
         i = j
+    return done, {
+        "mean_batch": float(np.mean(batches)) if batches else 0.0,
+        "max_batch_seen": max(batches, default=0),
+        "batch_unit": "finals per nbest_batch call",
+    }
+
+
+def _serve_continuous(model, arrivals, start: float, max_batch: int):
+    """Continuous batching (asr.torch_continuous): each final is submitted when it arrives
+    and joins the running beam search at the next decoder step. -> (decode end times,
+    utterances per decoder step)."""
+    from asr.torch_continuous import ContinuousDecoder
+
+    done = [float("nan")] * len(arrivals)
+    futures = []
+    with ContinuousDecoder(model, max_active=max_batch) as decoder:
+        for i, (t, row) in enumerate(arrivals):
+            wait = t - (time.perf_counter() - start)
+            if wait > 0:
+                time.sleep(wait)
+            future = decoder.submit(row["audio"], row["language"])
+            future.add_done_callback(
+                lambda _f, i=i: done.__setitem__(i, time.perf_counter() - start)
+            )
+            futures.append(future)
+        for future in futures:
+            future.result()
+        stats = decoder.stats
+    return done, {
+        "mean_batch": stats.mean_batch,
+        "max_batch_seen": stats.max_batch,
+        "batch_unit": "utterances per decoder step",
+        "decoder_steps": stats.steps,
+        "encoder_batches": stats.encoder_batches,
+        "widened": stats.widened,
+    }
+
+
+def simulate_streams(
+    model,
+    rows: list[dict],
+    streams: int,
+    duration_s: float,
+    batch_wait_ms: float,
+    max_batch: int,
+    seed: int = 0,
+    batching: str = "static",
+) -> dict:
+    """Concurrent streams against one model (see module doc), served with static batching
+    (the server's FinalBatcher policy) or continuous batching (torch backend only).
+
+    The worker runs in real time on this thread; latency = decode end - end of speech.
+    """
+    arrivals = stream_arrivals(rows, streams, duration_s, seed)
+    load_start = os.getloadavg()[0]
+    start = time.perf_counter()
+    if batching == "continuous":
+        done, batch_stats = _serve_continuous(model, arrivals, start, max_batch)
+    else:
+        done, batch_stats = _serve_static(model, arrivals, start, batch_wait_ms, max_batch)
     wall = time.perf_counter() - start
+    latencies = [end - t for end, (t, _) in zip(done, arrivals, strict=True)]
     audio = sum(len(r["audio"]) for _, r in arrivals) / 16000
     return {
         "streams": streams,
+        "batching": batching,
         "finals": len(latencies),
         "final_p50_ms": 1000 * pct(latencies, 50),
         "final_p95_ms": 1000 * pct(latencies, 95),
         "final_max_ms": 1000 * max(latencies, default=float("nan")),
-        "mean_batch": float(np.mean(batches)) if batches else 0.0,
-        "max_batch_seen": max(batches, default=0),
+        **batch_stats,
         "simulated_s": duration_s,
         "wall_s": wall,
         "kept_up": wall < duration_s + 2.0,
         "audio_s": audio,
+        "load_avg_1min_start": load_start,
+        "load_avg_1min_end": os.getloadavg()[0],
     }
 
 
@@ -237,16 +297,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--torch-model", type=Path, default=None)
     parser.add_argument("--nbest", type=int, default=5)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="*", default=[1, 4, 16, 64], help="none: skip"
+    )
+    parser.add_argument(
+        "--no-single", action="store_true", help="skip the batch-1 pass over every fixture"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--streams", type=int, nargs="*", default=[1, 4, 16, 64])
     parser.add_argument("--stream-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--batching",
+        nargs="+",
+        choices=("static", "continuous"),
+        default=["static"],
+        help="how the streams simulation serves finals; both: compared in the same run "
+        "(continuous: torch backend only)",
+    )
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N fixtures")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if "continuous" in args.batching and args.backend != "torch":
+        parser.error("--batching continuous needs --backend torch")
     if args.backend == "ctranslate2" and args.device == "cpu":
         try:
             import torch  # noqa: F401 - only so that torch's threads don't fight CTranslate2's
@@ -278,17 +353,28 @@ def main(argv: list[str] | None = None) -> int:
         }
         # Shared machines: the load average says how much of the CPU this run really had.
         run["load_avg_1min_start"] = os.getloadavg()[0]
-        run["single"] = bench_single(model, rows)
-        log.info("%s %s widen %s single: %s", args.backend, dtype, widen, run["single"])
+        if args.no_single:
+            model.nbest(rows[0]["audio"], rows[0]["language"])  # warm-up
+        else:
+            run["single"] = bench_single(model, rows)
+            log.info("%s %s widen %s single: %s", args.backend, dtype, widen, run["single"])
         run["batched"] = bench_batched(model, rows, args.batch_sizes, args.repeats)
         run["streams"] = []
-        # Streams once per widening policy, with the first dtype (they take the longest).
+        # Streams once per widening policy, with the first dtype (they take the longest);
+        # both batching modes back to back on the same arrivals.
         for n in args.streams if dtype == dtypes[0] else []:
-            sim = simulate_streams(
-                model, rows, n, args.stream_seconds, args.batch_wait_ms, args.max_batch
-            )
-            log.info("streams %d: %s", n, sim)
-            run["streams"].append(sim)
+            for batching in args.batching:
+                sim = simulate_streams(
+                    model,
+                    rows,
+                    n,
+                    args.stream_seconds,
+                    args.batch_wait_ms,
+                    args.max_batch,
+                    batching=batching,
+                )
+                log.info("streams %d (%s): %s", n, batching, sim)
+                run["streams"].append(sim)
         run["load_avg_1min_end"] = os.getloadavg()[0]
         results["runs"].append(run)
         args.out.parent.mkdir(parents=True, exist_ok=True)

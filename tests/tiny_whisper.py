@@ -9,6 +9,8 @@ max_new_tokens): exactly what continuous batching has to get right.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 WORDS = [
@@ -22,6 +24,20 @@ SPECIALS = [
 ]  # fmt: skip
 EOT = len(WORDS)  # Whisper's layout: text tokens, then end-of-text, then the specials
 VOCAB = len(WORDS) + len(SPECIALS)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch intra-op threads set to n for a while. Tiny models want 1: thread hand-offs
+    cost more than they save, and ~100x more when another process holds a core."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def tiny_model(seed: int = 0, frames: int = 1500, eot_like: str = "value"):

@@ -75,6 +75,14 @@ def register(subparsers) -> None:
         "--max-batch", type=int, default=None,
         help="finals decoded together (default: 8 on CUDA, 1 on CPU)",
     )  # fmt: skip
+    p.add_argument(
+        "--continuous-batching",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="finals join the running PyTorch beam search at each decoder step instead of "
+        "waiting for the batch before them (auto: on for the PyTorch backend on CUDA; "
+        "default %(default)s)",
+    )
     p.add_argument("--nbest", type=int, default=5, help="readings per final (default %(default)s)")
     p.add_argument("--no-rescore", action="store_true", help="first-pass order only")
     p.add_argument(
@@ -127,6 +135,7 @@ def build_config(args: argparse.Namespace):
         streaming=streaming,
         batch_wait_ms=args.batch_wait_ms,
         max_batch=args.max_batch,
+        continuous_batching={"auto": None, "on": True, "off": False}[args.continuous_batching],
         default_store=str(args.store),
     )
 
