@@ -12,12 +12,12 @@ so the GPU never waits on per-beam Python work.
 
 Rows of different utterances hold self-attention caches of different lengths (an utterance
 that joined late has fed fewer tokens, prompts may differ in length). The cache is one tensor
-per layer, left-padded with zeros to the longest row; a 2D attention mask hides the padding
-and per-row `position_ids` give each token its own position, so a row decodes exactly as it
-would alone. (transformers 5.x WhisperDecoder: `attention_mask` [rows, past + 1] goes through
-`create_causal_mask`, `position_ids` [rows, 1] index the positional embedding directly; there
-is no `cache_position` argument.) Whisper encoder outputs always have 1500 frames (30 s), so
-the cross-attention caches of all utterances concatenate along the batch.
+per layer, left-padded with zeros to the longest row; an attention mask [rows, past + 1]
+hides the padding and per-row positions give each token its own, so a row decodes exactly
+as it would alone. Whisper encoder outputs always have 1500 frames (30 s), so the
+cross-attention caches of all utterances concatenate along the batch; they are kept once
+per utterance, not per beam (asr.torch_decoder runs the steps; a new utterance's prompt goes
+through transformers' WhisperDecoder, which also fills its cross-attention cache).
 
 Scores follow CTranslate2's Whisper `generate(..., return_scores=True)`: the cumulative
 log-probability of the generated tokens *including* the end-of-text token, divided by
@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from asr.torch_decoder import BeamKV, decoder_step, kv_from_cache
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +173,7 @@ class ContinuousBeamSearch:
         self._handles = itertools.count()
         self._joiners: list[_Joiner] = []
         self._items: list[_Beams] = []  # running utterances, in row order
-        self._cache = None  # EncoderDecoderCache of the running rows
+        self._kv: BeamKV | None = None  # caches of the running rows
         self._scores = None  # torch [rows] cumulative log-probability of each beam
         self._input_ids = None  # torch [rows, 1] token each beam feeds at the next step
         self._frames: int | None = None
@@ -250,23 +252,12 @@ class ContinuousBeamSearch:
 
     def _forward_running(self):
         """Decoder step over the running rows -> logits [rows, vocab] (float32)."""
-        past = self._cache.get_seq_length()
         valid = np.repeat([b.valid for b in self._items], self.options.beam_size)  # [rows]
-        mask, positions = self._padding_mask(valid, past), self._positions(valid)
-        # The cross-attention keys/values come from the cache (filled at prefill); the decoder
-        # only needs a non-None encoder_hidden_states to run its cross-attention block.
-        stub = self._input_ids.new_zeros((), dtype=self.model.dtype).expand(
-            len(valid), 0, self.model.config.d_model
+        mask = self._padding_mask(valid, self._kv.past)
+        logits, self._kv = decoder_step(
+            self.model, self._input_ids, self._positions(valid), mask, self._kv
         )
-        hidden = self._decoder(
-            input_ids=self._input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            encoder_hidden_states=stub,
-            past_key_values=self._cache,
-            use_cache=True,
-        ).last_hidden_state[:, -1]
-        return self._proj(hidden).float()
+        return logits
 
     def _padding_mask(self, valid: np.ndarray, past: int):
         """Attention mask [rows, past + 1] (True: attend) for cache rows left-padded to
@@ -287,8 +278,8 @@ class ContinuousBeamSearch:
     def _prefill(self):
         """Prompt forward of the waiting utterances, grouped by prompt length.
 
-        Returns (joined _Beams, [(EncoderDecoderCache of G rows, logits [G, vocab])]), the
-        joined utterances in the order of the groups' rows.
+        Returns (joined _Beams, [(BeamKV of G rows, logits [G, vocab])]), the joined
+        utterances in the order of the groups' rows.
         """
         import torch
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
@@ -306,7 +297,7 @@ class ContinuousBeamSearch:
                 past_key_values=cache,
                 use_cache=True,
             ).last_hidden_state[:, -1]
-            prefills.append((cache, self._proj(hidden).float()))
+            prefills.append((kv_from_cache(cache), self._proj(hidden).float()))
             empty = np.zeros((self.options.beam_size, 0), dtype=np.int64)
             joined.extend(_Beams(j.handle, empty, length) for j in group)
         return joined, prefills
@@ -319,59 +310,61 @@ class ContinuousBeamSearch:
         k = self.options.beam_size
         done: list[tuple[int, list[BeamResult]]] = []
         kept: list[_Beams] = []
-        gather, next_toks, next_scores = [], [], []
-        # Source rows: the running rows (K per utterance), then each prefill group's rows (1
-        # per utterance: all K beams of a new utterance descend from its beam 0).
-        sources = [(b, i * k, True) for i, b in enumerate(self._items)]
-        base = len(self._items) * k
-        sources += [(b, base + g, False) for g, b in enumerate(joined)]
-        for row, (beams, first, running) in enumerate(sources):
-            step = _advance(beams, vals[row], parents[row], toks[row], self.options)
+        rows, items, next_toks, next_scores = [], [], [], []
+        # Source utterances: the running ones (K self-attention rows each), then the prefill
+        # groups' (1 row each: all K beams of a new utterance descend from its beam 0).
+        running = len(self._items)
+        sources = [(b, i, i * k) for i, b in enumerate(self._items)]
+        sources += [(b, running + g, running * k + g) for g, b in enumerate(joined)]
+        for source, (beams, item, first) in enumerate(sources):
+            step = _advance(beams, vals[source], parents[source], toks[source], self.options)
             if step is None:
                 done.append((beams.handle, beams.results(self.options.num_hypotheses)))
                 continue
             next_beam, next_tok, next_score = step
             beams.tokens = np.concatenate([beams.tokens[next_beam], next_tok[:, None]], axis=1)
-            beams.valid += running  # a running row just cached the token it fed
+            if item < running:
+                beams.valid += 1  # a running row just cached the token it fed
+                rows.append(first + next_beam)
+            else:
+                rows.append(np.full(k, first))
+            items.append(item)
             kept.append(beams)
-            gather.append(first + next_beam if running else np.full(k, first))
             next_toks.append(next_tok)
             next_scores.append(next_score)
         membership_changed = bool(joined) or len(kept) != len(self._items)
         self._items = kept
         if not kept:  # empty: the next utterance may bring another window length
-            self._cache = self._scores = self._input_ids = self._frames = None
+            self._kv = self._scores = self._input_ids = self._frames = None
             return done
-        index = torch.as_tensor(np.concatenate(gather), device=self._device)
-        caches = ([self._cache] if self._cache is not None else []) + [c for c, _ in prefills]
-        self._cache = _merge_caches(
-            caches, index, max(b.valid for b in kept), cross=membership_changed
+        kvs = ([self._kv] if self._kv is not None else []) + [kv for kv, _ in prefills]
+        self._kv = _merge(
+            kvs,
+            torch.as_tensor(np.concatenate(rows), device=self._device),
+            torch.as_tensor(items, device=self._device) if membership_changed else None,
+            max(b.valid for b in kept),
         )
         self._scores = torch.as_tensor(np.concatenate(next_scores), device=self._device)
         self._input_ids = torch.as_tensor(np.concatenate(next_toks)[:, None], device=self._device)
         return done
 
 
-def _merge_caches(caches, index, length: int, cross: bool):
-    """One EncoderDecoderCache holding rows `index` of the concatenated `caches`.
+def _merge(kvs: list[BeamKV], rows, items, length: int) -> BeamKV:
+    """The caches of the new batch, gathered from the concatenation of `kvs`.
 
-    caches: EncoderDecoderCaches whose self-attention tensors [rows, heads, len, head_dim]
-    may differ in len: each is left-padded with zeros to the longest. index: [new rows]
-    source row of each new row. length: the longest real history kept; columns left of it
-    are padding in every kept row and are dropped. cross: gather the cross-attention cache
-    too (it is the same across beams of an utterance, so it only changes when utterances
-    join or leave). The first cache object is reused: its is_updated flags say that its
-    cross-attention cache is filled.
+    rows: [new rows] source self-attention row of each (parent beams, new utterances'
+    beams from their prompt row). items: [new utterances] source utterance of each, or None
+    when no utterance joined or left (the cross-attention cache stays as it is). length: the
+    longest real history kept; columns left of it are padding in every row and are dropped.
     """
-    target = caches[0]
-    for i in range(len(target.self_attention_cache.layers)):
-        for kind in ("keys", "values"):
-            parts = [getattr(c.self_attention_cache.layers[i], kind) for c in caches]
-            setattr(target.self_attention_cache.layers[i], kind, _gather(parts, index, length))
-            if cross:
-                parts = [getattr(c.cross_attention_cache.layers[i], kind) for c in caches]
-                setattr(target.cross_attention_cache.layers[i], kind, _gather(parts, index))
-    return target
+    layers = range(len(kvs[0].self_k))
+    self_k = [_gather([kv.self_k[i] for kv in kvs], rows, length) for i in layers]
+    self_v = [_gather([kv.self_v[i] for kv in kvs], rows, length) for i in layers]
+    if items is None:
+        return BeamKV(self_k, self_v, kvs[0].cross_k, kvs[0].cross_v)
+    cross_k = [_gather([kv.cross_k[i] for kv in kvs], items) for i in layers]
+    cross_v = [_gather([kv.cross_v[i] for kv in kvs], items) for i in layers]
+    return BeamKV(self_k, self_v, cross_k, cross_v)
 
 
 def _gather(parts, index, length: int | None = None):
