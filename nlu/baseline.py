@@ -529,10 +529,18 @@ class Gazetteer:
         """Words of the longest phrase (cached: looked up at every token)."""
         return max((len(k) for k in self.index()), default=1)
 
+    @cached_property
+    def first_words(self) -> frozenset[str]:
+        """The words that start a phrase."""
+        return frozenset(k[0] for k in self.index())
+
     def longest_match(self, tokens: Sequence[str], i: int) -> tuple[int, str] | None:
         """(tokens used, label) of the longest phrase starting at tokens[i], or None.
 
         tokens: folded tokens (one may hold several words: "&" folds to "and")."""
+        head = tokens[i].split()
+        if not head or head[0] not in self.first_words:
+            return None  # most tokens start no phrase: one set lookup instead of max_len
         index = self.index()
         for n in range(min(self.max_len, len(tokens) - i), 0, -1):
             label = index.get(tuple(w for t in tokens[i : i + n] for w in t.split()))
