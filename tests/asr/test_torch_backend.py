@@ -186,3 +186,21 @@ def test_load_transcriber_maps_the_shared_config(torch_dir, pair):
     greedy = view.nbest(_audio(row), row["language"], nbest=1)
     assert greedy.extra["beam"] == 2 and greedy.text  # max(beam 1, 2 x nbest 1)
     assert view.model is pair[1].model
+
+
+@pytest.mark.slow
+def test_continuous_decoder_equals_nbest_batch_on_ci_fixtures(pair):
+    """Whisper base: clips joining the running search one step apart decode as in a batch."""
+    from asr.torch_continuous import ContinuousDecoder
+
+    _, pt = pair
+    rows = [r for r in ROWS if r["file"].split("/")[-1][:5] in CI_FILES]
+    audios, langs = [_audio(r) for r in rows], [r["language"] for r in rows]
+    want = pt.nbest_batch(audios, langs)
+    with ContinuousDecoder(pt, max_encode_batch=1) as decoder:
+        got = decoder.nbest_batch(audios, langs)
+        assert decoder.stats.max_batch >= 2
+    for a, b in zip(got, want, strict=True):
+        assert [h.token_ids for h in a.hypotheses] == [h.token_ids for h in b.hypotheses]
+        for x, y in zip(a.hypotheses, b.hypotheses, strict=True):
+            assert x.asr_score == pytest.approx(y.asr_score, abs=1e-3)
