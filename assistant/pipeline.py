@@ -102,9 +102,11 @@ class Pipeline:
         self.parser = parser
         self.answerer = answerer
         self._partial_transcriber = _greedy_view(transcriber, self.config.partial_beam)
-        # Finals first: a partial decode is skipped while a final batch runs (they would
-        # share the same two cores, and the final is what the associate waits for).
-        self._finals_running = threading.Event()
+        # Finals first: a partial decode is skipped while any final batch runs (they would
+        # share the same cores, and the final is what the associate waits for). A count, not
+        # a flag: with continuous batching several final batches run at once.
+        self._finals_in_flight = 0
+        self._finals_lock = threading.Lock()
         # One partial decode at a time across all sessions: partials are a courtesy, and N
         # concurrent ones would starve the finals on a small CPU.
         self._partial_slot = threading.Lock()
@@ -135,7 +137,7 @@ class Pipeline:
 
     def partial(self, audio: np.ndarray, language: str | None) -> tuple[str, str] | None:
         """Greedy decode of the utterance so far -> (text, language); None when skipped."""
-        if self._finals_running.is_set() or not self._partial_slot.acquire(blocking=False):
+        if self._finals_in_flight or not self._partial_slot.acquire(blocking=False):
             return None
         try:
             nbest = self._partial_transcriber.nbest(audio, language, nbest=1)
@@ -147,7 +149,8 @@ class Pipeline:
         """First pass for all requests in one batch, then each through the later stages."""
         if not requests:
             return []
-        self._finals_running.set()
+        with self._finals_lock:
+            self._finals_in_flight += 1
         try:
             started = time.perf_counter()
             nbests = self.transcriber.nbest_batch(
@@ -156,7 +159,8 @@ class Pipeline:
             asr_ms = _ms(started)
             return [self._after_asr(r, nb, asr_ms) for r, nb in zip(requests, nbests, strict=True)]
         finally:
-            self._finals_running.clear()
+            with self._finals_lock:
+                self._finals_in_flight -= 1
 
     def _after_asr(self, request: FinalRequest, nbest: NBest, asr_ms: float) -> FinalResult:
         timings = {"asr": asr_ms, "rescore": 0.0, "nlu": 0.0, "answer": 0.0}

@@ -84,3 +84,38 @@ def test_other_answer_failures_are_pipeline_errors():
     )
     (result,) = pipeline.finals([request("en")])
     assert [code for code, _ in result.errors] == ["pipeline_error"]
+
+
+def test_partials_wait_until_every_concurrent_final_is_done():
+    """Continuous batching runs several final batches at once: a partial decode must stay
+    skipped until the last of them ends, not the first."""
+    import threading
+
+    from nlu.baseline import BaselineParser
+
+    release = {name: threading.Event() for name in ("a", "b")}
+    entered = threading.Semaphore(0)
+
+    class Gated(StubTranscriber):
+        def nbest_batch(self, audios, languages, nbest=None):
+            if len(audios) == 1 and audios[0].size == 16000:  # finals, not partials
+                entered.release()
+                release[languages[0]].wait(5)
+            return super().nbest_batch(audios, languages, nbest)
+
+    pipeline = Pipeline(Gated(["where can I find tide pods"]), None, BaselineParser())
+    threads = [
+        threading.Thread(target=pipeline.finals, args=([request(name)],)) for name in release
+    ]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        assert entered.acquire(timeout=5)  # both finals are inside the first pass
+    partial_audio = np.zeros(8000, np.float32)
+    assert pipeline.partial(partial_audio, "en") is None
+    release["a"].set()
+    threads[0].join(5)
+    assert pipeline.partial(partial_audio, "en") is None  # final "b" still runs
+    release["b"].set()
+    threads[1].join(5)
+    assert pipeline.partial(partial_audio, "en") == ("where can I find tide pods", "en")
