@@ -27,7 +27,7 @@ def e2e_pipeline(whisper_transcriber):
     # The shared model with the server's settings (no beam widening), no second load.
     transcriber = copy.copy(whisper_transcriber)
     transcriber.config = dataclasses.replace(transcriber.config, widen_beam=config.widen_beam)
-    return Pipeline(transcriber, _load_reranker(), parser, answerer, config, inventory)
+    return Pipeline(transcriber, _load_reranker(inventory), parser, answerer, config, inventory)
 
 
 @pytest.fixture(scope="session")
