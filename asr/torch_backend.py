@@ -218,9 +218,7 @@ class TorchTranscriber:
         languages = list(languages) if languages is not None else [None] * len(audios)
         if len(languages) != len(audios):
             raise ValueError("languages must have one entry per audio")
-        n = nbest or self.config.nbest
-        if not 1 <= n <= MAX_BEAM:
-            raise ValueError(f"nbest must be between 1 and {MAX_BEAM}")
+        n = self.check_nbest(nbest)
         wanted = [self.check_language(lang) for lang in languages]
         bias = self.bias_ids(bias_terms)
         results: list[NBest] = []
@@ -229,6 +227,13 @@ class TorchTranscriber:
             chunk = slice(start, start + step)
             results.extend(self._decode(audios[chunk], wanted[chunk], n, bias))
         return results
+
+    def check_nbest(self, nbest: int | None) -> int:
+        """Readings wanted: `nbest`, or the config's when None; ValueError out of range."""
+        n = nbest or self.config.nbest
+        if not 1 <= n <= MAX_BEAM:
+            raise ValueError(f"nbest must be between 1 and {MAX_BEAM}")
+        return n
 
     def bias_ids(self, bias_terms: Sequence[str] | None) -> list[int]:
         """Prompt ids of the domain terms: the config's when None, none for ()."""

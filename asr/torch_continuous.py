@@ -132,9 +132,7 @@ class ContinuousDecoder:
         audio = np.asarray(audio, dtype=np.float32)
         if audio.size == 0:
             raise ValueError("empty audio: nothing to transcribe")
-        n = nbest or self.transcriber.config.nbest
-        if not 1 <= n <= MAX_BEAM:
-            raise ValueError(f"nbest must be between 1 and {MAX_BEAM}")
+        n = self.transcriber.check_nbest(nbest)
         job = _Job(
             future=Future(),
             audio=audio,
