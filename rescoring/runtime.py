@@ -109,7 +109,9 @@ class Reranker:
         texts = [h.text for h in nbest.hypotheses]
         scores = self.score_texts(texts)
         asr = np.asarray([h.asr_score for h in nbest.hypotheses], dtype=np.float32)
-        final = self.combination.final(asr, scores, list_features(texts, self.gazetteer))
+        # The catalog lookup only where the combination weighs it.
+        gazetteer = self.gazetteer if self.combination.catalog_bonus else None
+        final = self.combination.final(asr, scores, list_features(texts, gazetteer))
         ranked = [
             replace(h, rescore_score=float(s), score=float(f))
             for h, s, f in zip(nbest.hypotheses, scores, final, strict=True)
