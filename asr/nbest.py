@@ -16,6 +16,15 @@ def reading_key(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def languages_per_audio(audios, languages) -> list:
+    """One language entry per audio of an `nbest_batch` call (None: each the default);
+    ValueError when the two lists differ in length. Shared by every first-pass backend."""
+    languages = list(languages) if languages is not None else [None] * len(audios)
+    if len(languages) != len(audios):
+        raise ValueError("languages must have one entry per audio")
+    return languages
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """One reading of an utterance.

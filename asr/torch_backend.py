@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.nbest import Hypothesis, NBest, reading_key
+from asr.nbest import Hypothesis, NBest, languages_per_audio, reading_key
 from asr.torch_beam import BeamOptions, BeamResult, beam_search
 
 log = logging.getLogger(__name__)
@@ -215,9 +215,7 @@ class TorchTranscriber:
     ) -> list[NBest]:
         """`nbest` for many utterances, decoded `config.batch_size` at a time as one tensor
         batch each (encoder, language detection, beam search). One NBest per input, in order."""
-        languages = list(languages) if languages is not None else [None] * len(audios)
-        if len(languages) != len(audios):
-            raise ValueError("languages must have one entry per audio")
+        languages = languages_per_audio(audios, languages)
         n = self.check_nbest(nbest)
         wanted = [self.check_language(lang) for lang in languages]
         bias = self.bias_ids(bias_terms)

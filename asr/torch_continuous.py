@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from asr.nbest import NBest
+from asr.nbest import NBest, languages_per_audio
 from asr.torch_backend import MAX_BEAM, SAMPLE_RATE, TorchTranscriber
 from asr.torch_beam import BeamResult, ContinuousBeamSearch
 
@@ -171,9 +171,7 @@ class ContinuousDecoder:
         bias_terms: Sequence[str] | None = None,
     ) -> list[NBest]:
         """`nbest` for many clips; each joins the running search on its own."""
-        languages = list(languages) if languages is not None else [None] * len(audios)
-        if len(languages) != len(audios):
-            raise ValueError("languages must have one entry per audio")
+        languages = languages_per_audio(audios, languages)
         futures = [
             self.submit(audio, lang, nbest, bias_terms)
             for audio, lang in zip(audios, languages, strict=True)

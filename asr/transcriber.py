@@ -24,7 +24,7 @@ import numpy as np
 
 from asr.audio import SAMPLE_RATE
 from asr.models import resolve_model_dir
-from asr.nbest import Hypothesis, NBest, reading_key
+from asr.nbest import Hypothesis, NBest, languages_per_audio, reading_key
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,7 @@ class Transcriber:
         on a GPU and on several cores). Returns one NBest per input, in order."""
         if not audios:
             return []
-        languages = list(languages) if languages is not None else [None] * len(audios)
-        if len(languages) != len(audios):
-            raise ValueError("languages must have one entry per audio")
+        languages = languages_per_audio(audios, languages)
         n = nbest or self.config.nbest
         if not 1 <= n <= MAX_BEAM:
             raise ValueError(f"nbest must be between 1 and {MAX_BEAM}")
