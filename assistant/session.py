@@ -183,6 +183,7 @@ class Session:
         self._partial_task: asyncio.Task | None = None
         self._draining = False  # server shutdown: finishing, ignoring further input
         self.sample_rate = 16_000
+        self._policy: StreamingPolicy | None = None  # made by `start`
 
     # -- sending -------------------------------------------------------------------------
 
@@ -206,6 +207,11 @@ class Session:
         self.closed = True
         with contextlib.suppress(Exception):
             await self._close(code, reason)
+
+    @property
+    def in_utterance(self) -> bool:
+        """Speech has started and its utterance has not ended yet."""
+        return self._policy is not None and self._policy.in_speech
 
     @property
     def busy(self) -> bool:

@@ -87,10 +87,15 @@ async def one_stream(url: str, row: dict, speed: float, delay_s: float) -> Strea
     )
 
 
-async def run_load(url: str, rows: list[dict], streams: int, speed: float, seed: int = 0) -> dict:
-    """`streams` concurrent streams, one clip each (fixtures drawn with a seeded RNG)."""
+async def run_load(
+    url: str, rows: list[dict], streams: int, speed: float, seed: int = 0, cycle: bool = False
+) -> dict:
+    """`streams` concurrent streams, one clip each: fixtures drawn with a seeded RNG, or taken
+    in turn (`cycle`: stream i plays rows[i % len(rows)], so each stream's clip is known)."""
     rng = random.Random(seed)
-    picks = [rows[rng.randrange(len(rows))] for _ in range(streams)]
+    picks = [
+        rows[i % len(rows)] if cycle else rows[rng.randrange(len(rows))] for i in range(streams)
+    ]
     results = await asyncio.gather(
         *(one_stream(url, row, speed, rng.uniform(0, 1.0)) for row in picks)
     )

@@ -25,4 +25,5 @@ fi
 
 scripts/setup.sh dev
 . .venv/bin/activate
-exec python -m pytest -m "not slow and not gpu" "$@"
+# --durations=15: the slowest tests in every CI log, so the 15-minute budget stays visible.
+exec python -m pytest -m "not slow and not gpu" --durations=15 "$@"

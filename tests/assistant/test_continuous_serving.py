@@ -34,6 +34,11 @@ def test_final_batcher_runs_up_to_max_in_flight_batches_at_once(in_flight):
     async def scenario():
         batcher, release, started = _blocking_batcher(in_flight)
         tasks = [asyncio.create_task(batcher.submit(f"r{i}")) for i in range(3)]
+        # Wait for the batches that may start (a loaded machine starts threads late), then a
+        # little longer: a batch past max_in_flight must not start while the others block.
+        deadline = time.monotonic() + 30
+        while len(started) < in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)
         running = len(started)
         release.set()

@@ -281,7 +281,11 @@ def test_shutdown_finishes_the_utterance_in_flight():
         ws.send('{"type": "start"}')
         recv_json(ws)
         ws.send(tone_pcm(1.0))  # speech still going on: no endpoint yet
-        time.sleep(0.3)
+        # The server must have heard the speech start (later on a loaded machine).
+        deadline = time.monotonic() + 30
+        while not any(s.in_utterance for s in st.server.sessions):
+            assert time.monotonic() < deadline, "the server never saw the speech start"
+            time.sleep(0.02)
         future = asyncio.run_coroutine_threadsafe(st.server.shutdown(), st.loop)
         with contextlib.suppress(ConnectionClosed):  # closing may already be under way
             for _ in range(5):  # audio sent while draining is ignored, not answered with errors
