@@ -6,12 +6,18 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 
+from asr.wer import SUPPORTED, normalize, strip_accents
 
-def reading_key(text: str) -> str:
-    """What two hypotheses must share to count as one reading: text without case, punctuation
-    or extra spaces ("Tide Pods?" == "tide pods"; "tidepods" and "10" vs "diez" stay apart).
-    Both first-pass backends merge their beams by it."""
-    text = unicodedata.normalize("NFC", text).casefold()
+
+def reading_key(text: str, language: str | None = None) -> str:
+    """What two hypotheses must share to count as one reading, so that n-best slots are not
+    spent on spellings of one reading: text without case, punctuation, extra spaces or accents
+    ("Tide Pods?" == "tide pods", "dónde" == "donde") and, given the language, with digits as
+    number words ("u 10" == "u diez" in Spanish). Both first-pass backends merge their beams by
+    it, keeping the best-scored spelling. "tidepods" and "tide pods" stay apart."""
+    if language in SUPPORTED:
+        return normalize(text, language, accents=False)
+    text = strip_accents(unicodedata.normalize("NFC", text).casefold())
     text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
     return re.sub(r"\s+", " ", text).strip()
 

@@ -197,6 +197,7 @@ class TorchTranscriber:
         language: str | None = None,
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
+        phrases=None,
     ) -> NBest:
         """Distinct readings of one utterance, best first.
 
@@ -204,6 +205,8 @@ class TorchTranscriber:
         language: "en", "es", "auto" or None (the config's language).
         bias_terms: overrides the config's domain terms for this call (() for none).
         """
+        if phrases is not None:
+            return self.nbest_batch([audio], [language], nbest, phrases=[phrases])[0]
         return self.nbest_batch([audio], [language], nbest=nbest, bias_terms=bias_terms)[0]
 
     def nbest_batch(
@@ -212,9 +215,15 @@ class TorchTranscriber:
         languages: Sequence[str | None] | None = None,
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
+        phrases=None,
     ) -> list[NBest]:
         """`nbest` for many utterances, decoded `config.batch_size` at a time as one tensor
         batch each (encoder, language detection, beam search). One NBest per input, in order."""
+        if phrases is not None and any(phrases):
+            from asr.transcriber import decode_with_phrases
+
+            n = nbest or self.config.nbest
+            return decode_with_phrases(self, audios, languages, n, phrases)
         languages = languages_per_audio(audios, languages)
         n = self.check_nbest(nbest)
         wanted = [self.check_language(lang) for lang in languages]
@@ -299,8 +308,9 @@ class TorchTranscriber:
             prompts = np.array([self.prompt(lang, bias) for lang, _ in chosen])
             beam = self.first_beam(n)
             options = self.beam_options(beam)
+            searched = beam_search(self.model, encoder_out, prompts, options)
             readings = [
-                self.readings(r) for r in beam_search(self.model, encoder_out, prompts, options)
+                self.readings(r, lang) for r, (lang, _) in zip(searched, chosen, strict=True)
             ]
             # Merging variants may leave fewer than n readings: decode those utterances
             # again with a wider beam, as the CTranslate2 path does.
@@ -312,7 +322,7 @@ class TorchTranscriber:
                 options = self.beam_options(beam)
                 wider = beam_search(self.model, encoder_out[short], prompts[short], options)
                 for i, result in zip(short, wider, strict=True):
-                    readings[i] = self.readings(result)
+                    readings[i] = self.readings(result, chosen[i][0])
         total_s = time.perf_counter() - started
         extra = {"backend": "torch", "encode_s": encode_s, "asr_s": total_s, "batch": len(audios)}
         return [
@@ -337,12 +347,12 @@ class TorchTranscriber:
             extra=extra,
         )
 
-    def readings(self, results: Sequence[BeamResult]) -> list[Hypothesis]:
+    def readings(self, results: Sequence[BeamResult], language: str) -> list[Hypothesis]:
         """Distinct readings of one utterance's finished beams, best score first."""
         hypotheses, seen = [], set()
         for result in results:
             text = self.tokenizer.decode(list(result.token_ids)).strip()
-            key = reading_key(text)
+            key = reading_key(text, language)
             if not key or key in seen:
                 continue
             seen.add(key)

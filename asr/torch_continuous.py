@@ -159,8 +159,11 @@ class ContinuousDecoder:
         language: str | None = None,
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
+        phrases=None,
     ) -> NBest:
         """Distinct readings of one clip, best first (blocks until decoded)."""
+        if phrases is not None:
+            return self.nbest_batch([audio], [language], nbest, phrases=[phrases])[0]
         return self.submit(audio, language, nbest, bias_terms).result()
 
     def nbest_batch(
@@ -169,8 +172,14 @@ class ContinuousDecoder:
         languages: Sequence[str | None] | None = None,
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
+        phrases=None,
     ) -> list[NBest]:
         """`nbest` for many clips; each joins the running search on its own."""
+        if phrases is not None and any(phrases):
+            from asr.transcriber import decode_with_phrases
+
+            n = nbest or self.config.nbest
+            return decode_with_phrases(self, audios, languages, n, phrases)
         languages = languages_per_audio(audios, languages)
         futures = [
             self.submit(audio, lang, nbest, bias_terms)
@@ -267,7 +276,7 @@ class ContinuousDecoder:
                 self._finish(self._jobs.pop((beam, handle)), beam, results)
 
     def _finish(self, job: _Job, beam: int, results: list[BeamResult]) -> None:
-        readings = self.transcriber.readings(results)
+        readings = self.transcriber.readings(results, job.chosen[0])
         if self.transcriber.config.widen_beam and len(readings) < job.n and beam < MAX_BEAM:
             # Too few distinct readings: decode again with a wider beam, as nbest_batch does.
             self.stats.widened += 1

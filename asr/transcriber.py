@@ -17,8 +17,9 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -38,6 +39,24 @@ MAX_BEAM = 32  # widest beam tried when merging case/punctuation variants leaves
 # openai/whisper and faster-whisper), the rest is for the transcript.
 MAX_PROMPT_TOKENS = 223
 MAX_NEW_TOKENS = 128  # a spoken query is < 30 s, far under this
+# Language detection at or above this probability is taken as it is; below it the utterance is
+# decoded in both languages and the better-scored reading decides (short Spanish clips are
+# often detected as English at 0.5-0.7).
+LID_CONFIDENT = 0.8
+
+
+class PhraseSelector(Protocol):
+    """Chooses the phrases the decoder is prompted with for one utterance (assistant.phrases).
+
+    needs_draft: the selection depends on what was said, so a cheap draft decode comes first.
+    select(drafts, language): the phrases for an utterance whose draft readings are `drafts`
+        (empty when needs_draft is False), decoded in `language`.
+    """
+
+    @property
+    def needs_draft(self) -> bool: ...
+
+    def select(self, drafts: Sequence[str], language: str) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,9 @@ class TranscriberConfig:
     # window (e.g. 10 s, grown to fit longer clips) cuts the encoder's cost several-fold on
     # short queries at some risk to accuracy: docs/asr_benchmark.md measures both.
     window_s: float = WINDOW_S
+    # With a draft decode (phrase selection), add the draft's unprompted reading to the list, so
+    # that a prompt that misleads the decoder cannot take the plain reading away.
+    merge_draft: bool = True
 
     def __post_init__(self) -> None:
         unknown = [lang for lang in self.languages if lang not in SUPPORTED_LANGUAGES]
@@ -89,6 +111,28 @@ class TranscriberConfig:
             raise ValueError(f"nbest must be at most {MAX_BEAM}")
         if not 1.0 <= self.window_s <= WINDOW_S:
             raise ValueError(f"window_s must be between 1 and {WINDOW_S} seconds")
+
+
+def decode_with_phrases(
+    transcriber, audios: Sequence[np.ndarray], languages, n: int, selectors
+) -> list[NBest]:
+    """Phrase-selected prompts on any backend with per-call `bias_terms` (the PyTorch ones): a
+    draft decode, the selector's phrases for each utterance, a prompted decode of each, the
+    draft's readings merged in. The CTranslate2 Transcriber does the same on one encoder
+    output instead (its `nbest_batch`)."""
+    languages = languages_per_audio(audios, languages)
+    drafts = transcriber.nbest_batch(audios, languages, nbest=n, bias_terms=())
+    out = []
+    for audio, draft, selector in zip(audios, drafts, selectors, strict=True):
+        if selector is None:
+            out.append(draft)
+            continue
+        heard = [h.text for h in draft.hypotheses] if selector.needs_draft else []
+        chosen = selector.select(heard, draft.language)
+        prompted = transcriber.nbest(audio, draft.language, nbest=n, bias_terms=chosen)
+        merged = _merge(prompted.hypotheses, draft.hypotheses, draft.language)
+        out.append(replace(prompted, hypotheses=tuple(merged[:n])))
+    return out
 
 
 def bias_prompt_text(terms: Sequence[str]) -> str:
@@ -143,14 +187,19 @@ class Transcriber:
         language: str | None = None,
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
+        phrases: PhraseSelector | None = None,
     ) -> NBest:
         """Distinct readings of one utterance, best first.
 
         audio: float32 mono 16 kHz, shape (samples,); only the first 30 s are decoded.
         language: "en", "es", "auto" or None (the config's language).
         bias_terms: overrides the config's domain terms for this call (() for none).
+        phrases: chooses the prompt phrases for this utterance (see PhraseSelector); used
+            when bias_terms is None.
         """
-        return self.nbest_batch([audio], [language], nbest=nbest, bias_terms=bias_terms)[0]
+        return self.nbest_batch(
+            [audio], [language], nbest=nbest, bias_terms=bias_terms, phrases=[phrases]
+        )[0]
 
     def nbest_batch(
         self,
@@ -158,59 +207,98 @@ class Transcriber:
         languages: Sequence[str | None] | None = None,
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
+        phrases: Sequence[PhraseSelector | None] | None = None,
     ) -> list[NBest]:
-        """`nbest` for several utterances in one encode + one generate call (faster per clip
-        on a GPU and on several cores). Returns one NBest per input, in order."""
+        """`nbest` for several utterances in one encode and as few generate calls as their
+        prompts allow (faster per clip on a GPU and on several cores). One NBest per input.
+
+        phrases: one selector (or None) per audio. A selector that `needs_draft` gets a greedy
+        unprompted draft decode of the same encoder output first; its reading joins the list.
+        """
         if not audios:
             return []
         languages = languages_per_audio(audios, languages)
+        selectors = list(phrases) if phrases is not None else [None] * len(audios)
+        if len(selectors) != len(audios):
+            raise ValueError("phrases must have one entry per audio")
         n = nbest or self.config.nbest
         if not 1 <= n <= MAX_BEAM:
             raise ValueError(f"nbest must be between 1 and {MAX_BEAM}")
         wanted = [self._check_language(lang) for lang in languages]
-        bias = self._bias_tokens if bias_terms is None else self._encode_bias(bias_terms)
 
         started = time.perf_counter()
         durations = [len(a) / SAMPLE_RATE for a in audios]
         encoded = self._encode(audios)
         encode_s = time.perf_counter() - started
+        rows = np.asarray(encoded)  # host copy: generate calls take row subsets of it
 
         detected = self._detect(encoded) if any(w == "auto" for w in wanted) else None
-        chosen: list[tuple[str, float]] = []
-        for i, want in enumerate(wanted):
-            chosen.append(detected[i] if want == "auto" else (want, 1.0))
+        chosen = [detected[i] if w == "auto" else (w, 1.0) for i, w in enumerate(wanted)]
+        # Close calls between English and Spanish (short, robotic, noisy or band-limited
+        # speech) are decoded in both; the language whose best reading scores higher wins.
+        candidates = [
+            (lang,) if w != "auto" or p >= LID_CONFIDENT else (lang, _other(lang, self.config))
+            for w, (lang, p) in zip(wanted, chosen, strict=True)
+        ]
 
+        drafts: dict[int, list[Hypothesis]] = {}
+        need_draft = [
+            i for i, sel in enumerate(selectors) if bias_terms is None and sel and sel.needs_draft
+        ]
+        if need_draft:
+            jobs = [(i, candidates[i][0], []) for i in need_draft]
+            for (i, lang, _), result in zip(jobs, self._run(rows, jobs, 1), strict=True):
+                drafts[i] = self._readings(result, lang)
+
+        def bias_for(i: int, lang: str) -> list[int]:
+            if bias_terms is not None:
+                return self._encode_bias(bias_terms)
+            if selectors[i] is None:
+                return self._bias_tokens
+            heard = [h.text for h in drafts.get(i, [])]
+            return self._encode_bias(selectors[i].select(heard, lang))
+
+        jobs = [(i, lang, bias_for(i, lang)) for i in range(len(audios)) for lang in candidates[i]]
         beam = max(self.config.beam_size, 2 * n)
-        results = self._generate(encoded, [c[0] for c in chosen], bias, beam)
-        readings = [self._readings(r, lang) for r, (lang, _) in zip(results, chosen, strict=True)]
+        decoded = dict(
+            zip(((i, lang) for i, lang, _ in jobs), self._run(rows, jobs, beam), strict=True)
+        )
+        readings = {key: self._readings(result, key[1]) for key, result in decoded.items()}
         # Merging variants may leave fewer than n readings: decode those utterances again
         # with a wider beam (short queries often have only a handful of plausible readings).
         while self.config.widen_beam and beam < MAX_BEAM:
-            short = [i for i, r in enumerate(readings) if len(r) < n]
+            short = [job for job in jobs if len(readings[job[:2]]) < n]
             if not short:
                 break
             beam = min(MAX_BEAM, beam * 2)
-            sub = self._ct2.StorageView.from_array(np.ascontiguousarray(_rows(encoded, short)))
-            wider = self._generate(sub, [chosen[i][0] for i in short], bias, beam)
-            for i, result in zip(short, wider, strict=True):
-                readings[i] = self._readings(result, chosen[i][0])
+            for job, result in zip(short, self._run(rows, short, beam), strict=True):
+                decoded[job[:2]] = result
+                readings[job[:2]] = self._readings(result, job[1])
         total_s = time.perf_counter() - started
 
         out = []
-        for i, hyps in enumerate(readings):
-            hyps = hyps[:n]
+        for i in range(len(audios)):
+            lang = max(candidates[i], key=lambda c: _best_score(readings[(i, c)]))
+            hyps = readings[(i, lang)]
+            if i in drafts and lang == candidates[i][0] and self.config.merge_draft:
+                hyps = _merge(hyps, drafts[i], lang)
+            prob = chosen[i][1] if lang == chosen[i][0] else 1.0 - chosen[i][1]
+            job_bias = next(b for j, c, b in jobs if j == i and c == lang)
             out.append(
                 NBest(
-                    hypotheses=tuple(hyps),
-                    language=chosen[i][0],
-                    language_prob=chosen[i][1],
+                    hypotheses=tuple(hyps[:n]),
+                    language=lang,
+                    language_prob=prob,
                     duration_s=durations[i],
                     extra={
-                        "no_speech_prob": results[i].no_speech_prob,
+                        "no_speech_prob": decoded[(i, lang)].no_speech_prob,
                         "encode_s": encode_s,
                         "asr_s": total_s,
                         "batch": len(audios),
                         "beam": beam,
+                        "prompt_tokens": len(job_bias),
+                        "draft": i in drafts,
+                        "languages_decoded": list(candidates[i]),
                     },
                 )
             )
@@ -292,18 +380,34 @@ class Transcriber:
         prompt = [tok.sot_prev, *bias] if bias else []
         return prompt + list(tok.sot_sequence) + [tok.no_timestamps]
 
-    def _generate(self, encoded, languages: list[str], bias: list[int], beam: int):
-        prompts = [self._prompt(lang, bias) for lang in languages]
-        return self.model.generate(
-            encoded,
-            prompts,
-            beam_size=beam,
-            num_hypotheses=beam,
-            length_penalty=self.config.length_penalty,
-            return_scores=True,
-            return_no_speech_prob=True,
-            max_length=len(prompts[0]) + self.config.max_new_tokens,
-        )
+    def _run(self, rows: np.ndarray, jobs: Sequence[tuple[int, str, list[int]]], beam: int):
+        """generate() for (row, language, bias ids) jobs over encoder rows; one result per job.
+
+        CTranslate2 needs <|startoftranscript|> at one position across a batch, so jobs are
+        grouped by prompt length, one generate call per group (usually one).
+        """
+        prompts = [self._prompt(lang, bias) for _, lang, bias in jobs]
+        groups: dict[int, list[int]] = {}
+        for k, prompt in enumerate(prompts):
+            groups.setdefault(len(prompt), []).append(k)
+        results: list = [None] * len(jobs)
+        for length, members in groups.items():
+            sub = self._ct2.StorageView.from_array(
+                np.ascontiguousarray(rows[[jobs[k][0] for k in members]])
+            )
+            got = self.model.generate(
+                sub,
+                [prompts[k] for k in members],
+                beam_size=beam,
+                num_hypotheses=beam,
+                length_penalty=self.config.length_penalty,
+                return_scores=True,
+                return_no_speech_prob=True,
+                max_length=length + self.config.max_new_tokens,
+            )
+            for k, result in zip(members, got, strict=True):
+                results[k] = result
+        return results
 
     def _readings(self, result, language: str) -> list[Hypothesis]:
         """Distinct readings of one generate() result, best asr_score first."""
@@ -315,7 +419,7 @@ class Transcriber:
             zip(result.sequences_ids, result.scores, strict=True), key=lambda p: -p[1]
         ):
             text = tok.decode(ids).strip()
-            key = reading_key(text)
+            key = reading_key(text, language)
             if not key or key in seen:
                 continue
             seen.add(key)
@@ -333,8 +437,27 @@ class Transcriber:
         return hyps
 
 
-def _rows(encoded, rows: list[int]) -> np.ndarray:
-    return np.asarray(encoded)[rows]
+def _other(language: str, config: TranscriberConfig) -> str:
+    """The other configured language (itself when only one is configured)."""
+    return next((lang for lang in config.languages if lang != language), language)
+
+
+def _best_score(hyps: Sequence[Hypothesis]) -> float:
+    return max((h.asr_score for h in hyps), default=float("-inf"))
+
+
+def _merge(
+    hyps: Sequence[Hypothesis], extra: Sequence[Hypothesis], language: str
+) -> list[Hypothesis]:
+    """Two lists of readings of one utterance as one, best asr_score first, one spelling each."""
+    seen: set[str] = set()
+    out = []
+    for h in sorted([*hyps, *extra], key=lambda h: -h.asr_score):
+        key = reading_key(h.text, language)
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out
 
 
 def _load_model(ct2, model_dir: Path, device: str, compute_type: str, threads: int):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -45,6 +46,9 @@ class PipelineConfig:
     window_s: float = 10.0
     asr_backend: str = "auto"  # "ctranslate2", "torch" (CUDA 13 GPUs) or "auto" (asr.backends)
     database_url: str | None = None  # None: assistant.paths.database_url()
+    # Bias each final toward the store's catalog words (assistant.phrases), chosen per utterance
+    # from a greedy draft; False decodes unbiased unless the client gives phrases.
+    phrases: bool = True
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class FinalRequest:
     audio: np.ndarray = field(repr=False)
     language: str | None
     store: str
+    # The client's phrase list (websocket `start` "phrases"); None: the catalog's phrases.
+    phrases: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,9 +99,18 @@ class Pipeline:
     """The loaded stages. Thread-safe: the models keep no per-call state."""
 
     def __init__(
-        self, transcriber, reranker=None, parser=None, answerer=None, config=None, inventory=None
+        self,
+        transcriber,
+        reranker=None,
+        parser=None,
+        answerer=None,
+        config=None,
+        inventory=None,
+        phrases=None,
     ):
         self.config = config or PipelineConfig()
+        # assistant.phrases.PhraseIndex of the catalog (None: no catalog biasing)
+        self.phrases = phrases if self.config.phrases else None
         self.inventory = inventory  # assistant.inventory Inventory, for the store list
         self.transcriber = transcriber
         self.reranker = reranker
@@ -153,14 +168,26 @@ class Pipeline:
             self._finals_in_flight += 1
         try:
             started = time.perf_counter()
+            selectors = [self._phrases_for(r) for r in requests]
+            # Only a transcriber that is asked to bias needs to know of phrases.
+            biasing = {"phrases": selectors} if any(selectors) else {}
             nbests = self.transcriber.nbest_batch(
-                [r.audio for r in requests], [r.language for r in requests], nbest=self.config.nbest
+                [r.audio for r in requests],
+                [r.language for r in requests],
+                nbest=self.config.nbest,
+                **biasing,
             )
             asr_ms = _ms(started)
             return [self._after_asr(r, nb, asr_ms) for r, nb in zip(requests, nbests, strict=True)]
         finally:
             with self._finals_lock:
                 self._finals_in_flight -= 1
+
+    def _phrases_for(self, request: FinalRequest):
+        """The phrase selector of a request: the client's list, else the catalog's."""
+        if request.phrases is None:
+            return self.phrases
+        return _client_phrases(request.phrases)
 
     def _after_asr(self, request: FinalRequest, nbest: NBest, asr_ms: float) -> FinalResult:
         timings = {"asr": asr_ms, "rescore": 0.0, "nlu": 0.0, "answer": 0.0}
@@ -220,6 +247,14 @@ def _is_database_error(error: Exception) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _client_phrases(phrases: tuple[str, ...]):
+    """One index per distinct client list (sessions of one app send the same list)."""
+    from assistant.phrases import PhraseIndex
+
+    return PhraseIndex.from_lines(phrases)
+
+
 def _greedy_view(transcriber, beam: int):
     """The same loaded model with a narrower beam for partials. Transcriber reads its config on
     every call, so a shallow copy with another config shares the weights (no second load)."""
@@ -252,9 +287,21 @@ def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
     )
     parser, answerer, inventory = _load_nlu_and_answerer(config)
     reranker = _load_reranker(inventory) if config.rescore else None
-    pipeline = Pipeline(transcriber, reranker, parser, answerer, config, inventory)
+    phrases = _load_phrases(inventory) if config.phrases else None
+    pipeline = Pipeline(transcriber, reranker, parser, answerer, config, inventory, phrases)
     log.info("pipeline stages: %s", pipeline.describe())
     return pipeline
+
+
+def _load_phrases(inventory):
+    """The catalog's phrases per language, for biasing the first pass (None on failure)."""
+    from assistant.phrases import catalog_phrases
+
+    try:
+        return catalog_phrases(inventory)
+    except Exception:
+        log.exception("catalog phrases failed to load: finals decode unbiased")
+        return None
 
 
 def _load_reranker(inventory):

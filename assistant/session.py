@@ -25,6 +25,7 @@ from asr.streaming import Endpoint, StreamingConfig, StreamingPolicy
 from assistant import events
 from assistant.events import CLOSE_FOR, ErrorCode
 from assistant.metrics import Metrics
+from assistant.phrases import PhraseError, check_phrases
 from assistant.pipeline import FinalRequest, FinalResult
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ class Session:
         self._draining = False  # server shutdown: finishing, ignoring further input
         self.sample_rate = 16_000
         self._policy: StreamingPolicy | None = None  # made by `start`
+        self.phrases: tuple[str, ...] | None = None  # the client's list; None: the catalog's
 
     # -- sending -------------------------------------------------------------------------
 
@@ -296,7 +298,13 @@ class Session:
         if not store or len(store) > 32:
             await self.error(ErrorCode.BAD_MESSAGE, 'store must be a store id such as "1"')
             return
+        try:
+            phrases = check_phrases(message["phrases"]) if "phrases" in message else None
+        except PhraseError as error:
+            await self.error(ErrorCode.BAD_MESSAGE, f"{error}; or leave phrases out")
+            return
         self.sample_rate, self.language, self.store = rate, language, store
+        self.phrases = phrases
         self._resampler = StreamResampler(rate)
         fixed = None if language == "auto" else language
         self._policy = StreamingPolicy(
@@ -431,7 +439,7 @@ class Session:
 
     async def _final(self, endpoint: Endpoint, previous: asyncio.Task | None) -> None:
         language = endpoint.language or (None if self.language == "auto" else self.language)
-        request = FinalRequest(endpoint.audio, language, self.store)
+        request = FinalRequest(endpoint.audio, language, self.store, self.phrases)
         try:
             result, wait_ms = await self.batcher.submit(request)
         except Exception:

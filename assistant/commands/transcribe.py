@@ -34,11 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="any local CTranslate2 Whisper directory (default: the assembled Whisper base)",
     )
-    parser.add_argument(
+    phrases = parser.add_mutually_exclusive_group()
+    phrases.add_argument(
+        "--phrases",
         "--bias-file",
+        dest="phrases",
         type=Path,
         default=None,
-        help="domain terms (brands, products), one per line, given to the decoder as a prompt",
+        metavar="FILE",
+        help="phrases to bias the decoder toward, one per line (UTF-8); a long list is "
+        "narrowed per clip to what a draft decode heard (default: the store's catalog)",
+    )
+    phrases.add_argument(
+        "--no-phrases", action="store_true", help="decode unbiased (no catalog phrases)"
     )
     parser.add_argument("--beam-size", type=int, default=8)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -59,15 +67,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def read_bias_file(path: Path) -> tuple[str, ...]:
-    """One term per line; blank lines and lines starting with # are skipped."""
+def read_phrases_file(path: Path) -> tuple[str, ...]:
+    """One phrase per line; blank lines and lines starting with # are skipped; the limits of
+    assistant.phrases.check_phrases apply."""
+    from assistant.phrases import PhraseError, check_phrases
+
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
-        raise UserError(f"cannot read the bias file {path}: {error.strerror}") from error
-    return tuple(
-        line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
-    )
+        raise UserError(f"cannot read the phrases file {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise UserError(f"the phrases file {path} is not UTF-8 text") from error
+    kept = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    try:
+        return check_phrases(kept)
+    except PhraseError as error:
+        raise UserError(f"{path}: {error}") from error
+
+
+def load_phrases(args: argparse.Namespace):
+    """The phrase selector for every file: the --phrases list, none, or the store's catalog."""
+    from assistant.phrases import PhraseIndex, catalog_phrases
+
+    if args.no_phrases:
+        return None
+    if args.phrases is not None:
+        return PhraseIndex.from_lines(read_phrases_file(args.phrases))
+    from assistant.inventory import Inventory
+
+    return catalog_phrases(Inventory())
 
 
 def load_reranker(no_rescore: bool):
@@ -110,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no such file: {', '.join(missing)}; check the path")
     if not 1.0 <= args.window_s <= 30.0:
         raise UserError(f"--window-s must be between 1 and 30 seconds, got {args.window_s}")
-    bias = read_bias_file(args.bias_file) if args.bias_file else ()
+    phrases = load_phrases(args)
     config = TranscriberConfig(
         model_dir=args.asr_model,
         device=args.device,
@@ -118,7 +146,6 @@ def run(args: argparse.Namespace) -> int:
         beam_size=args.beam_size,
         nbest=args.nbest,
         language=args.language,
-        bias_terms=bias,
         cpu_threads=args.cpu_threads,
         window_s=args.window_s,
     )
@@ -143,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     reranker = load_reranker(args.no_rescore)
 
     for file, audio in audios:
-        nbest = transcriber.nbest(audio, language=args.language, nbest=args.nbest)
+        nbest = transcriber.nbest(audio, language=args.language, nbest=args.nbest, phrases=phrases)
         if reranker is not None:
             nbest = reranker.rank(nbest)
         record = nbest_record(file, nbest)

@@ -9,6 +9,7 @@ import pytest
 
 from assistant.cli import main
 from assistant.commands import transcribe
+from assistant.errors import UserError
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "audio" / "es_09_lacteos.wav"
 
@@ -70,7 +71,40 @@ def test_missing_model_is_a_clean_error(tmp_path, capsys):
     assert "not a CTranslate2 Whisper model directory" in err
 
 
-def test_bias_file_reading(tmp_path):
+def test_phrases_file_reading(tmp_path):
     path = tmp_path / "terms.txt"
-    path.write_text("# brands\nTide Pods\n\n  Huggies  \n", encoding="utf-8")
-    assert transcribe.read_bias_file(path) == ("Tide Pods", "Huggies")
+    path.write_text("# brands\nTide Pods\n\n  Huggies  \nTide Pods\n", encoding="utf-8")
+    assert transcribe.read_phrases_file(path) == ("Tide Pods", "Huggies")
+    path.write_text("x" * 81, encoding="utf-8")
+    with pytest.raises(UserError, match="at most 80 characters"):
+        transcribe.read_phrases_file(path)
+    path.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(UserError, match="not UTF-8"):
+        transcribe.read_phrases_file(path)
+
+
+def test_phrases_flags(shared_whisper, whisper_transcriber, monkeypatch, tmp_path, capsys):
+    """--phrases with a short list prompts every clip with all of it; --no-phrases with
+    nothing; by default the catalog's phrases, chosen per clip from a draft decode."""
+    path = tmp_path / "menu.txt"
+    path.write_text("Tide Pods\nHuggies\n", encoding="utf-8")
+    seen = []
+    decode = whisper_transcriber.nbest
+
+    def spy(audio, language=None, nbest=None, phrases=None):
+        seen.append(phrases)
+        return decode(audio, language, nbest, phrases=phrases)
+
+    monkeypatch.setattr(whisper_transcriber, "nbest", spy)
+    for flags in (["--phrases", str(path)], ["--no-phrases"], []):
+        args = ["transcribe", str(FIXTURE), "--nbest", "4", "--json", "--no-rescore", *flags]
+        assert main(args) == 0
+        record = json.loads(capsys.readouterr().out.splitlines()[0])
+        assert list(record) == ["file", "language", "text", "first_pass_text", "nbest"]
+    listed, unbiased, catalog = seen
+    assert not listed.needs_draft and listed.select([], "es") == ("Tide Pods", "Huggies")
+    assert unbiased is None
+    assert catalog.needs_draft and "Huggies" in catalog.phrases["es"]
+    with pytest.raises(SystemExit):
+        main(["transcribe", str(FIXTURE), "--no-phrases", "--phrases", str(path)])
+    assert "not allowed with" in capsys.readouterr().err

@@ -31,12 +31,15 @@ def en_es_batch(whisper_transcriber):
     return clips, whisper_transcriber.nbest_batch([c["audio"] for c in clips], ["auto", "auto"])
 
 
-def test_reading_key_merges_case_and_punctuation_only():
+def test_reading_key_merges_spellings_of_one_reading():
     assert reading_key("Where can I find Tide Pods?") == reading_key("where can i find tide pods")
     assert reading_key("¿Dónde?") == reading_key("dónde")
-    assert reading_key("tidepods") != reading_key("tide pods")
-    assert reading_key("talla 10") != reading_key("talla diez")
-    assert reading_key("dónde") != reading_key("donde")  # accents are a different reading
+    assert reading_key("tidepods") != reading_key("tide pods")  # another reading
+    # accents and number form are spellings of one reading, given the language
+    assert reading_key("dónde", "es") == reading_key("donde", "es") == reading_key("donde")
+    assert reading_key("pañales u 10", "es") == reading_key("pañales U diez", "es")
+    assert reading_key("size 4", "en") == reading_key("size four", "en")
+    assert reading_key("talla 10", "es") != reading_key("talla once", "es")
 
 
 def test_config_rejects_bad_values():
