@@ -23,6 +23,7 @@ class FakePipeline:
 
     def __init__(self) -> None:
         self.batches: list[int] = []
+        self.phrases: list[tuple[str, ...] | None] = []  # each final request's phrase list
         self.fail_answer = False
 
     def describe(self) -> dict:
@@ -35,6 +36,7 @@ class FakePipeline:
         self.batches.append(len(requests))
         out = []
         for r in requests:
+            self.phrases.append(r.phrases)
             text = f"where is tide {len(r.audio) // 16000}"
             nb = NBest(
                 (Hypothesis(text, asr_score=-0.1, score=-0.1),),

@@ -102,6 +102,11 @@ def test_control_frame_errors_keep_the_session(fake):
             ('{"type": "start", "sample_rate": "16k"}', "bad_sample_rate"),
             ('{"type": "start", "sample_rate": 96000}', "bad_sample_rate"),
             ('{"type": "start", "language": "fr"}', "bad_message"),
+            ('{"type": "start", "phrases": "Tide Pods"}', "bad_message"),
+            ('{"type": "start", "phrases": ["Tide", 7]}', "bad_message"),
+            ('{"type": "start", "phrases": ["  "]}', "bad_message"),
+            ('{"type": "start", "phrases": ["' + "x" * 81 + '"]}', "bad_message"),
+            ('{"type": "start", "phrases": ' + json.dumps(["p"] * 501) + "}", "bad_message"),
         ]:
             ws.send(frame)
             assert error_of(ws)["code"] == code, frame
@@ -118,6 +123,22 @@ def test_control_frame_errors_keep_the_session(fake):
         ws.send('{"type": "stop"}')
         assert any(e["type"] == "final" for e in recv_until(ws, "end"))
     well_behaved(fake.url)
+
+
+def test_start_phrases_reach_the_first_pass(fake):
+    """A session's phrase list goes with each of its finals; without one, None (the catalog)."""
+    pipeline = fake.pipeline
+    for start, want in (
+        ({"phrases": ["Tide Pods", " Huggies ", "Tide Pods"]}, ("Tide Pods", "Huggies")),
+        ({}, None),
+    ):
+        with connect(fake.url) as ws:
+            ws.send(json.dumps({"type": "start", **start}))
+            assert recv_json(ws)["type"] == "ready"
+            speak(ws)
+            ws.send('{"type": "stop"}')
+            assert any(e["type"] == "final" for e in recv_until(ws, "end"))
+        assert pipeline.phrases[-1] == want
 
 
 def test_oversized_frame_closes_with_1009(fake):

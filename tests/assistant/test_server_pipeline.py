@@ -119,3 +119,31 @@ def test_partials_wait_until_every_concurrent_final_is_done():
     release["b"].set()
     threads[1].join(5)
     assert pipeline.partial(partial_audio, "en") == ("where can I find tide pods", "en")
+
+
+class PhraseRecorder(StubTranscriber):
+    """Also records the phrase selectors each batch was given."""
+
+    def nbest_batch(self, audios, languages, nbest=None, phrases=None):
+        self.phrases = phrases
+        return super().nbest_batch(audios, languages, nbest)
+
+
+def test_finals_bias_toward_the_catalog_unless_the_client_gives_phrases():
+    from assistant.phrases import PhraseIndex
+
+    catalog = PhraseIndex({"en": ("Tide Pods",) * 1 + tuple(f"Brand {i}" for i in range(300))})
+    stub = PhraseRecorder(["where can I find tide pods"])
+    pipeline = Pipeline(stub, phrases=catalog)
+    client = FinalRequest(np.zeros(16000, np.float32), "en", "1", ("Huggies", "Hanes"))
+    unbiased = FinalRequest(np.zeros(16000, np.float32), "en", "1", ())
+    pipeline.finals([request("en"), client, unbiased])
+    default, listed, empty = stub.phrases
+    assert default is catalog and default.needs_draft
+    assert not listed.needs_draft and listed.select([], "en") == ("Huggies", "Hanes")
+    assert not empty  # an empty list: no prompt
+    assert catalog.select(["where can I find tight pods"], "en")[0] == "Tide Pods"
+
+    plain = StubTranscriber(["where can I find tide pods"])  # knows nothing of phrases
+    Pipeline(plain).finals([request("en")])
+    assert plain.batches == [1]
