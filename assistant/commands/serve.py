@@ -86,6 +86,11 @@ def register(subparsers) -> None:
     p.add_argument("--nbest", type=int, default=5, help="readings per final (default %(default)s)")
     p.add_argument("--no-rescore", action="store_true", help="first-pass order only")
     p.add_argument(
+        "--no-phrases",
+        action="store_true",
+        help="decode unbiased: no catalog phrases unless a client sends its own",
+    )
+    p.add_argument(
         "--asr-backend",
         choices=["auto", "ctranslate2", "torch"],
         default="auto",
@@ -155,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline_config = PipelineConfig(
         nbest=args.nbest,
         rescore=not args.no_rescore,
+        phrases=not args.no_phrases,
         window_s=args.window_s,
         asr_backend=args.asr_backend,
     )

@@ -98,7 +98,7 @@ def test_widen_beam_runs_as_a_second_submission(transcriber, clips, monkeypatch)
     monkeypatch.setattr(
         transcriber,
         "readings",
-        lambda results: readings(results)[: 1 if len(results) <= 6 else None],
+        lambda results, language: readings(results, language)[: 1 if len(results) <= 6 else None],
     )
     want = [transcriber.nbest(clip, "en") for clip in clips[:3]]
     with ContinuousDecoder(transcriber) as decoder:
@@ -162,3 +162,29 @@ def test_streams_benchmark_serves_the_same_finals_both_ways(transcriber, clips):
     assert runs["continuous"]["decoder_steps"] >= 1
     for run in runs.values():
         assert run["final_p50_ms"] > 0 and run["kept_up"]
+
+
+def test_phrases_on_the_torch_backends(transcriber, clips):
+    """Both PyTorch paths take phrase selectors: a draft, then a prompted decode, merged."""
+
+    class Drafted:
+        needs_draft = True
+
+        def __init__(self):
+            self.seen = []
+
+        def select(self, drafts, language):
+            self.seen.append(language)
+            return ("where",)
+
+    for decoder in (transcriber, ContinuousDecoder(transcriber)):
+        selector = Drafted()
+        try:
+            got = decoder.nbest_batch(clips[:2], ["en", "en"], nbest=2, phrases=[selector, None])
+            single = decoder.nbest(clips[0], "en", nbest=2, phrases=selector)
+        finally:
+            if isinstance(decoder, ContinuousDecoder):
+                decoder.close()
+        assert selector.seen == ["en", "en"]
+        assert len(got) == 2 and all(1 <= len(nb.hypotheses) <= 2 for nb in got)
+        assert [h.text for h in single.hypotheses] == [h.text for h in got[0].hypotheses]

@@ -137,3 +137,63 @@ def test_wider_beam_fills_the_list(whisper_transcriber):
     """Eight distinct readings of a short clip need more than the first 16-wide beam."""
     nbest = whisper_transcriber.nbest(fixture("es_13_chiste")["audio"], language="es", nbest=8)
     assert len({reading_key(h.text) for h in nbest.hypotheses}) == len(nbest.hypotheses) == 8
+
+
+class FixedPhrases:
+    """A selector whose list fits the prompt: no draft."""
+
+    needs_draft = False
+
+    def select(self, drafts, language):
+        return ("Tide Pods", "Huggies")
+
+
+class DraftedPhrases(FixedPhrases):
+    """A selector that wants a draft; records what it was shown."""
+
+    needs_draft = True
+
+    def __init__(self):
+        self.seen = []
+
+    def select(self, drafts, language):
+        self.seen.append((list(drafts), language))
+        return super().select(drafts, language)
+
+
+def test_phrases_prompt_the_decoder_per_utterance(whisper_transcriber):
+    en, es = fixture("en_01_tide_pods")["audio"], fixture("es_02_leche_lala")["audio"]
+    drafted = DraftedPhrases()
+    fixed, unbiased, with_draft = whisper_transcriber.nbest_batch(
+        [en, es, en], ["en", "es", "en"], nbest=5, phrases=[FixedPhrases(), None, drafted]
+    )
+    assert fixed.extra["prompt_tokens"] > 0 and not fixed.extra["draft"]
+    assert unbiased.extra["prompt_tokens"] == 0 and not unbiased.extra["draft"]
+    assert with_draft.extra["draft"] and with_draft.extra["prompt_tokens"] > 0
+    assert len(drafted.seen) == 1 and drafted.seen[0][1] == "en" and drafted.seen[0][0][0]
+    for nbest in (fixed, unbiased, with_draft):
+        keys = [reading_key(h.text, nbest.language) for h in nbest.hypotheses]
+        assert 1 <= len(keys) <= 5 and len(set(keys)) == len(keys)
+        scores = [h.score for h in nbest.hypotheses]
+        assert scores == sorted(scores, reverse=True)
+    # bias_terms given for the call win over the selectors
+    plain = whisper_transcriber.nbest(en, "en", bias_terms=(), phrases=FixedPhrases())
+    assert plain.extra["prompt_tokens"] == 0
+
+
+def test_unsure_language_is_decoded_both_ways(whisper_transcriber, monkeypatch):
+    """Detection below LID_CONFIDENT: both languages decoded, the better-scored one kept."""
+    from asr.transcriber import LID_CONFIDENT
+
+    audio = fixture("es_02_leche_lala")["audio"]
+    sure = whisper_transcriber.nbest(audio)
+    assert sure.extra["languages_decoded"] == [sure.language]
+    monkeypatch.setattr(
+        whisper_transcriber, "_detect", lambda encoded: [("en", LID_CONFIDENT - 0.2)]
+    )
+    unsure = whisper_transcriber.nbest(audio)
+    assert unsure.extra["languages_decoded"] == ["en", "es"]
+    want_prob = LID_CONFIDENT - 0.2 if unsure.language == "en" else 1 - (LID_CONFIDENT - 0.2)
+    assert unsure.language_prob == pytest.approx(want_prob)
+    given = whisper_transcriber.nbest(audio, "es")  # a given language is never second-guessed
+    assert given.extra["languages_decoded"] == ["es"]
