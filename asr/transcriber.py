@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,6 +44,7 @@ MAX_NEW_TOKENS = 128  # a spoken query is < 30 s, far under this
 # decoded in both languages and the better-scored reading decides (short Spanish clips are
 # often detected as English at 0.5-0.7).
 LID_CONFIDENT = 0.8
+MAX_COMPRESSION_RATIO = 2.4  # openai/whisper's compression_ratio_threshold
 
 
 class PhraseSelector(Protocol):
@@ -94,6 +96,9 @@ class TranscriberConfig:
     # With a draft decode (phrase selection), add the draft's unprompted reading to the list, so
     # that a prompt that misleads the decoder cannot take the plain reading away.
     merge_draft: bool = True
+    # Language detection below this probability decodes both languages and keeps the one whose
+    # best reading scores higher (0: always trust detection).
+    lid_confident: float = LID_CONFIDENT
 
     def __post_init__(self) -> None:
         unknown = [lang for lang in self.languages if lang not in SUPPORTED_LANGUAGES]
@@ -235,55 +240,70 @@ class Transcriber:
         detected = self._detect(encoded) if any(w == "auto" for w in wanted) else None
         chosen = [detected[i] if w == "auto" else (w, 1.0) for i, w in enumerate(wanted)]
         # Close calls between English and Spanish (short, robotic, noisy or band-limited
-        # speech) are decoded in both; the language whose best reading scores higher wins.
+        # speech) are decoded in both languages; the better-scored reading decides.
         candidates = [
-            (lang,) if w != "auto" or p >= LID_CONFIDENT else (lang, _other(lang, self.config))
+            (lang,)
+            if w != "auto" or p >= self.config.lid_confident
+            else (lang, _other(lang, self.config))
             for w, (lang, p) in zip(wanted, chosen, strict=True)
         ]
 
-        drafts: dict[int, list[Hypothesis]] = {}
-        need_draft = [
-            i for i, sel in enumerate(selectors) if bias_terms is None and sel and sel.needs_draft
+        # Drafts: a greedy unprompted decode in each candidate language, for selectors that
+        # choose phrases from what was heard and for close language calls. The language is
+        # settled on the drafts, before any prompt: a phrase list can make the decoder loop on
+        # list-like text that scores well in the wrong language.
+        def wants_draft(i: int) -> bool:
+            selector = selectors[i]
+            return len(candidates[i]) > 1 or (
+                bias_terms is None and selector is not None and selector.needs_draft
+            )
+
+        draft_jobs = [
+            (i, lang, []) for i in range(len(audios)) if wants_draft(i) for lang in candidates[i]
         ]
-        if need_draft:
-            jobs = [(i, candidates[i][0], []) for i in need_draft]
-            for (i, lang, _), result in zip(jobs, self._run(rows, jobs, 1), strict=True):
-                drafts[i] = self._readings(result, lang)
+        drafts = {
+            (i, lang): self._readings(result, lang)
+            for (i, lang, _), result in zip(draft_jobs, self._run(rows, draft_jobs, 1), strict=True)
+        }
+        decided = [
+            max(cands, key=lambda c, i=i: _best_score(drafts[(i, c)]))
+            if len(cands) > 1
+            else cands[0]
+            for i, cands in enumerate(candidates)
+        ]
 
         def bias_for(i: int, lang: str) -> list[int]:
             if bias_terms is not None:
                 return self._encode_bias(bias_terms)
             if selectors[i] is None:
                 return self._bias_tokens
-            heard = [h.text for h in drafts.get(i, [])]
+            heard = [h.text for h in drafts.get((i, lang), [])]
             return self._encode_bias(selectors[i].select(heard, lang))
 
-        jobs = [(i, lang, bias_for(i, lang)) for i in range(len(audios)) for lang in candidates[i]]
+        jobs = [(i, lang, bias_for(i, lang)) for i, lang in enumerate(decided)]
         beam = max(self.config.beam_size, 2 * n)
-        decoded = dict(
-            zip(((i, lang) for i, lang, _ in jobs), self._run(rows, jobs, beam), strict=True)
-        )
-        readings = {key: self._readings(result, key[1]) for key, result in decoded.items()}
+        results = self._run(rows, jobs, beam)
+        readings = [self._readings(r, lang) for r, lang in zip(results, decided, strict=True)]
         # Merging variants may leave fewer than n readings: decode those utterances again
         # with a wider beam (short queries often have only a handful of plausible readings).
         while self.config.widen_beam and beam < MAX_BEAM:
-            short = [job for job in jobs if len(readings[job[:2]]) < n]
+            short = [i for i, r in enumerate(readings) if len(r) < n]
             if not short:
                 break
             beam = min(MAX_BEAM, beam * 2)
-            for job, result in zip(short, self._run(rows, short, beam), strict=True):
-                decoded[job[:2]] = result
-                readings[job[:2]] = self._readings(result, job[1])
+            for i, result in zip(
+                short, self._run(rows, [jobs[i] for i in short], beam), strict=True
+            ):
+                results[i], readings[i] = result, self._readings(result, decided[i])
         total_s = time.perf_counter() - started
 
         out = []
-        for i in range(len(audios)):
-            lang = max(candidates[i], key=lambda c: _best_score(readings[(i, c)]))
-            hyps = readings[(i, lang)]
-            if i in drafts and lang == candidates[i][0] and self.config.merge_draft:
-                hyps = _merge(hyps, drafts[i], lang)
+        for i, lang in enumerate(decided):
+            hyps = [h for h in readings[i] if not looks_looped(h.text)] or readings[i]
+            if (i, lang) in drafts and (self.config.merge_draft or len(hyps) < len(readings[i])):
+                hyps = _merge(hyps, drafts[(i, lang)], lang)
             prob = chosen[i][1] if lang == chosen[i][0] else 1.0 - chosen[i][1]
-            job_bias = next(b for j, c, b in jobs if j == i and c == lang)
+            job_bias = jobs[i][2]
             out.append(
                 NBest(
                     hypotheses=tuple(hyps[:n]),
@@ -291,13 +311,13 @@ class Transcriber:
                     language_prob=prob,
                     duration_s=durations[i],
                     extra={
-                        "no_speech_prob": decoded[(i, lang)].no_speech_prob,
+                        "no_speech_prob": results[i].no_speech_prob,
                         "encode_s": encode_s,
                         "asr_s": total_s,
                         "batch": len(audios),
                         "beam": beam,
                         "prompt_tokens": len(job_bias),
-                        "draft": i in drafts,
+                        "draft": (i, lang) in drafts,
                         "languages_decoded": list(candidates[i]),
                     },
                 )
@@ -435,6 +455,13 @@ class Transcriber:
                 )
             )
         return hyps
+
+
+def looks_looped(text: str, max_ratio: float = MAX_COMPRESSION_RATIO) -> bool:
+    """A decoder stuck repeating itself ("ah, ah, ah, ..."): the text compresses more than
+    max_ratio times (openai/whisper's hallucination check, same threshold)."""
+    data = text.encode("utf-8")
+    return len(data) > 40 and len(data) / len(zlib.compress(data)) > max_ratio
 
 
 def _other(language: str, config: TranscriberConfig) -> str:

@@ -202,11 +202,11 @@ def _from_inventory(inventory) -> PhraseIndex:
             bucket[product.brand] = None
         en[f"{product.brand} {product.product_en}"] = None
         es[f"{product.product_es} {product.brand}"] = None
-    for d in inventory.departments().values():
+    for d in inventory.departments().values():  # common nouns: lower case, as mid-sentence
         for name in (d.name_en, *d.aliases_en):
-            en[name] = None
+            en[name.lower()] = None
         for name in (d.name_es, *d.aliases_es):
-            es[name] = None
+            es[name.lower()] = None
     for name in inventory.all_associate_names():
         for bucket in (en, es):
             bucket[name] = bucket[name.split()[0]] = None
@@ -221,9 +221,9 @@ def _from_lists() -> PhraseIndex:
     es: dict[str, None] = {}
     for d in data["departments"]:
         for name in (d["en"], *d["aliases_en"]):
-            en[name] = None
+            en[name.lower()] = None
         for name in (d["es"], *d["aliases_es"]):
-            es[name] = None
+            es[name.lower()] = None
         for t in d["types"]:
             for b in t["brands"]:
                 brand = b["brand"] if isinstance(b, dict) else b

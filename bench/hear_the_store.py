@@ -12,8 +12,10 @@ G.711 mu-law). Synthesized once into build/hear_the_store/ (a manifest plus WAVs
 
 Variants (first pass settings as the server runs them: 10 s window, beam 8, 5 readings, no
 beam widening), each followed by the deployed second pass, the NLU student and the answerer:
-  base           Whisper base, no phrases (the server before this change)
-  catalog        the catalog's phrases chosen per clip from a greedy draft (the new default)
+  base           Whisper base, no phrases, language detection trusted (the server before)
+  lid            base, and both languages decoded when detection is below 0.8
+  catalog        lid, and the catalog's phrases chosen per clip from a greedy draft (the new
+                 default of `serve` and `transcribe`)
   catalog-nomerge  the same without the draft's reading merged into the list
 Per variant, language, voice and condition: WER of the final text, brand/product/size/person
 words heard in the top-1 and anywhere in the n-best, answer accuracy, first-pass latency (ms,
@@ -213,12 +215,17 @@ def load_stages(variants: list[str]):
     parser, answerer, inventory = _load_nlu_and_answerer(config)
     pipeline = Pipeline(base, _load_reranker(inventory), parser, answerer, config, inventory)
     catalog = catalog_phrases(inventory)
-    nomerge = copy.copy(base)
-    nomerge.config = dataclasses.replace(base.config, merge_draft=False)
+
+    def view(**changes):  # the same loaded weights with other decoding settings
+        other = copy.copy(base)
+        other.config = dataclasses.replace(base.config, **changes)
+        return other
+
     table = {
-        "base": (base, None),
+        "base": (view(lid_confident=0.0), None),
+        "lid": (base, None),
         "catalog": (base, catalog),
-        "catalog-nomerge": (nomerge, catalog),
+        "catalog-nomerge": (view(merge_draft=False), catalog),
     }
     return {v: table[v] for v in variants}, pipeline, inventory, catalog
 
@@ -408,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--per-language", type=int, default=60)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--variants", nargs="+", default=["base", "catalog", "catalog-nomerge"])
+    parser.add_argument(
+        "--variants", nargs="+", default=["base", "lid", "catalog", "catalog-nomerge"]
+    )
     parser.add_argument("--clips-dir", type=Path, default=REPO / "build" / "hear_the_store")
     parser.add_argument("--no-real", action="store_true", help="skip ../shared/real-speech")
     parser.add_argument("--out", type=Path, default=None)
@@ -422,7 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     variants, pipeline, inventory, catalog = load_stages(args.variants)
     records = run_synthetic(clips, variants, pipeline, inventory)
     report = {
-        "command": " ".join(["python -m bench.hear_the_store", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(
+            ["python -m bench.hear_the_store", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "machine": started,
         "clips": len(clips),
         "variants": args.variants,
