@@ -206,9 +206,23 @@ def assemble(
     return model_dir
 
 
-def resolve_model_dir(model_dir: str | Path | None = None) -> Path:
+def resolve_model_dir(model_dir: str | Path | None = None, adapter: str | None = None) -> Path:
     """A loadable CTranslate2 Whisper directory: `model_dir` when given (any local conversion),
-    else the assembled Whisper base. Raises ModelError with the fix when there is none."""
+    else the assembled Whisper base, or with `adapter` (e.g. "store-v1", asr.adapter) the base
+    with that adapter merged (`assistant models assemble` writes it). Raises ModelError with the
+    fix when there is none. Giving both is an error: the adapter is merged into the base only."""
+    if adapter is not None:
+        from asr.adapter import adapted_model_dir, is_adapted
+
+        if model_dir is not None:
+            raise ModelError("give either an ASR model directory or an adapter, not both")
+        path = adapted_model_dir(adapter)
+        if not is_adapted(path, adapter):
+            raise ModelError(
+                f"Whisper base with the {adapter} adapter is not assembled (or is stale) in "
+                f"{path}; run: assistant models assemble"
+            )
+        return path
     if model_dir is not None:
         path = Path(model_dir).expanduser()
         missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]

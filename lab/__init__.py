@@ -1,0 +1,1 @@
+"""Lab code: training and data preparation that the runtime never imports."""
