@@ -27,11 +27,15 @@ class ErrorCode(StrEnum):
     NO_ANSWER = "db_unavailable"  # the inventory database could not be reached for this answer
     PIPELINE = "pipeline_error"  # a stage failed on this utterance; the session goes on
     # fatal: the server closes the connection after sending these
-    FRAME_TOO_LARGE = "frame_too_large"
+    FRAME_TOO_LARGE = "frame_too_large"  # a binary frame or a text frame over its maximum
     OVERLOADED = "overloaded"  # the client sends audio faster than it can be processed
     TOO_MANY_SESSIONS = "too_many_sessions"
     UNAUTHORIZED = "unauthorized"
     IDLE_TIMEOUT = "idle_timeout"
+    START_TIMEOUT = "start_timeout"  # no start within start_timeout_s of connecting
+    # The client stopped reading: an event waited send_timeout_s. No event is sent (it could
+    # not be read); the connection is closed, then dropped.
+    SLOW_CLIENT = "slow_client"
     UNAVAILABLE = "unavailable"  # models failed to load
     SHUTTING_DOWN = "shutting_down"
 
@@ -46,7 +50,8 @@ class CloseCode(IntEnum):
     MESSAGE_TOO_BIG = 1009  # frame over the maximum
     INTERNAL_ERROR = 1011  # models unavailable
     TRY_AGAIN_LATER = 1013  # too many sessions, or audio arriving faster than processed
-    IDLE_TIMEOUT = 4408  # nothing received for idle_timeout_s
+    IDLE_TIMEOUT = 4408  # nothing received for idle_timeout_s, or no start in start_timeout_s
+    SLOW_CLIENT = 4429  # the client does not read its events (send_timeout_s)
 
 
 CLOSE_FOR: dict[ErrorCode, CloseCode] = {
@@ -55,6 +60,8 @@ CLOSE_FOR: dict[ErrorCode, CloseCode] = {
     ErrorCode.TOO_MANY_SESSIONS: CloseCode.TRY_AGAIN_LATER,
     ErrorCode.UNAUTHORIZED: CloseCode.POLICY_VIOLATION,
     ErrorCode.IDLE_TIMEOUT: CloseCode.IDLE_TIMEOUT,
+    ErrorCode.START_TIMEOUT: CloseCode.IDLE_TIMEOUT,
+    ErrorCode.SLOW_CLIENT: CloseCode.SLOW_CLIENT,
     ErrorCode.UNAVAILABLE: CloseCode.INTERNAL_ERROR,
     ErrorCode.SHUTTING_DOWN: CloseCode.GOING_AWAY,
 }

@@ -18,6 +18,8 @@ import json
 import logging
 import mimetypes
 import signal
+import socket
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,18 +28,22 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
+from websockets.datastructures import Headers, MultipleValuesError
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from asr.streaming import StreamingConfig
-from assistant.events import CloseCode, ErrorCode
+from assistant import events
+from assistant.events import CLOSE_FOR, CloseCode, ErrorCode
 from assistant.metrics import Metrics
-from assistant.session import FinalBatcher, Session, SessionLimits
+from assistant.session import ControlError, FinalBatcher, Session, SessionLimits, parse_control
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+MAX_PATH_BYTES = 2048  # longer request targets get 414 (no route or file name is near it)
+CLOSE_STEP_S = 1.0  # a close, a goodbye event or a refusal that takes longer is dropped
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,12 @@ class ServerConfig:
     continuous_batching: bool | None = None
     default_store: str = "1"
     shutdown_grace_s: float = 15.0  # SIGTERM: time allowed to finish utterances in flight
+    # At --max-sessions, a new connection waits this long for a slot before too_many_sessions.
+    admit_wait_s: float = 1.0
+    # The answer stage (inventory database): longer than this is db_unavailable, and then the
+    # database is left alone for db_retry_s (finals answer db_unavailable at once meanwhile).
+    answer_timeout_s: float = 3.0
+    db_retry_s: float = 10.0
     web_dir: Path = WEB_DIR
 
 
@@ -96,6 +108,8 @@ class AssistantServer:
         # Connections whose URL carried the right ?token= (weak: a connection that never
         # reaches the handler does not linger, and no later connection inherits its entry).
         self._authenticated: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self._answers = None  # assistant.answer.AnswerStage once the pipeline is there
+        self._names = own_names(config.host)  # what a same-origin page's Origin may name
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -151,6 +165,18 @@ class AssistantServer:
             self._loaded.set()
 
     def _configure_batching(self) -> None:
+        answerer = getattr(self.pipeline, "answerer", None)
+        if answerer is not None and self._answers is None:
+            # The answer stage leaves the first-pass batch worker: a slow database then never
+            # holds up the next batch, and its calls get their own timeout and breaker.
+            from assistant.answer import AnswerStage, CircuitBreaker
+
+            self.pipeline.answerer = None
+            self._answers = AnswerStage(
+                answerer,
+                self.config.answer_timeout_s,
+                CircuitBreaker(open_s=self.config.db_retry_s),
+            )
         transcriber = getattr(self.pipeline, "transcriber", None)
         device = getattr(transcriber, "device", "cpu")
         if self._continuous(transcriber, str(device)):
@@ -181,7 +207,11 @@ class AssistantServer:
         return self.pipeline.finals(requests)
 
     async def shutdown(self) -> None:
-        """Graceful: refuse new sessions, finish utterances in flight, close with 1001."""
+        """Graceful: refuse new sessions, finish utterances in flight, close with 1001.
+
+        Bounded: sessions get `shutdown_grace_s` to finish; then every connection gets its
+        `shutting_down` event and close within about 2 s more, and one that cannot take them
+        (a client that stopped reading) is dropped, so a stuck client never holds the exit."""
         if self.shutting_down or self._server is None:
             return
         self.shutting_down = True
@@ -191,13 +221,27 @@ class AssistantServer:
         await asyncio.gather(
             *(s.drain(self.config.shutdown_grace_s) for s in sessions), return_exceptions=True
         )
-        for s in sessions:
-            await s.error(ErrorCode.SHUTTING_DOWN, "the server is shutting down; reconnect later")
-        self._server.close(close_connections=True)
+
+        async def goodbye(s: Session) -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    s.error(
+                        ErrorCode.SHUTTING_DOWN, "the server is shutting down; reconnect later"
+                    ),
+                    CLOSE_STEP_S,
+                )
+
+        await asyncio.gather(*(goodbye(s) for s in sessions))
+        # Still open or closing after the goodbye (or still in their HTTP handshake).
+        left = [c for c in self._server.all_connections if c.state is not State.CLOSED]
+        await asyncio.gather(*(_close_or_abort(c, CloseCode.GOING_AWAY) for c in left))
+        self._server.close(close_connections=False)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._server.wait_closed(), 5)
+            await asyncio.wait_for(self._server.wait_closed(), CLOSE_STEP_S)
         if self._batcher:
             await self._batcher.stop()
+        if self._answers is not None:
+            self._answers.close()
         if self._decoder is not None:
             await asyncio.to_thread(self._decoder.close)
 
@@ -215,10 +259,27 @@ class AssistantServer:
     # -- HTTP ----------------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        try:
+            return self._route(connection, request)
+        except MultipleValuesError as error:  # a header given twice (Host, Origin, ...)
+            self.metrics.error("bad_request")
+            return _response(
+                HTTPStatus.BAD_REQUEST, f"duplicated header {error}\n".encode(), "text/plain"
+            )
+        except Exception:  # a bug: a 500 without details for the client, the trace in the log
+            log.exception("HTTP request for %.80r failed", request.path)
+            return _response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", "text/plain")
+
+    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+        if len(request.path) > MAX_PATH_BYTES:
+            return _response(HTTPStatus.REQUEST_URI_TOO_LONG, b"path too long\n", "text/plain")
+        for name in ("Host", "Origin", "Authorization"):
+            if len(request.headers.get_all(name)) > 1:
+                raise MultipleValuesError(name)
         url = urlsplit(request.path)
-        path = url.path
+        path, query = url.path, parse_qs(url.query)
         if path == "/ws":
-            return self._check_websocket(connection, request, parse_qs(url.query))
+            return self._check_websocket(connection, request, query)
         if path == "/healthz":
             status = HTTPStatus.OK if self.ready else HTTPStatus.SERVICE_UNAVAILABLE
             state = "ok" if self.ready else ("error" if self.load_failed else "loading")
@@ -226,6 +287,13 @@ class AssistantServer:
             if self.ready and hasattr(self.pipeline, "describe"):
                 body["stages"] = self.pipeline.describe()
             return _response(status, json.dumps(body).encode(), "application/json")
+        if path in ("/stores", "/metrics") and not self._http_token_ok(request, query):
+            self.metrics.error(str(ErrorCode.UNAUTHORIZED))
+            return _response(
+                HTTPStatus.UNAUTHORIZED,
+                b"this server needs its access token: ?token=... or Authorization: Bearer ...\n",
+                "text/plain",
+            )
         if path == "/stores":  # for the page's store selector
             stores = (
                 self.pipeline.stores() if self.ready and hasattr(self.pipeline, "stores") else []
@@ -237,22 +305,36 @@ class AssistantServer:
             )
         return self._static(path)
 
+    def _http_token_ok(self, request: Request, query: dict) -> bool:
+        if not self.config.token:
+            return True
+        given = query.get("token", [None])[0]
+        header = request.headers.get("Authorization", "")
+        if given is None and header.lower().startswith("bearer "):
+            given = header[7:].strip()
+        return self._token_ok(given)
+
     def _static(self, path: str) -> Response:
         """Files directly in web/ (no sub-folders, no dot-files: nothing else is reachable)."""
         name = "index.html" if path in ("/", "") else path.lstrip("/")
+        not_found = _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
         if "/" in name or "\\" in name or name.startswith(".") or name.endswith(".py"):
-            return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            return not_found
         file = self.config.web_dir / name
-        if not file.is_file():
-            return _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+        try:  # a name the file system refuses (too long, NUL) is simply not there
+            if not file.is_file():
+                return not_found
+            body = file.read_bytes()
+        except (OSError, ValueError):
+            return not_found
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if kind.startswith("text/") or kind.endswith("javascript"):
             kind += "; charset=utf-8"
-        return _response(HTTPStatus.OK, file.read_bytes(), kind)
+        return _response(HTTPStatus.OK, body, kind)
 
     def _check_websocket(self, connection, request: Request, query: dict) -> Response | None:
         origin = request.headers.get("Origin")
-        if origin is not None and not self._origin_allowed(origin, request.headers.get("Host", "")):
+        if origin is not None and not self._origin_allowed(origin):
             self.metrics.error("forbidden_origin")
             return _response(
                 HTTPStatus.FORBIDDEN, b"origin not allowed; see --allowed-origins\n", "text/plain"
@@ -266,12 +348,21 @@ class AssistantServer:
                 self._authenticated.add(connection)
         return None
 
-    def _origin_allowed(self, origin: str, host: str) -> bool:
+    def _origin_allowed(self, origin: str) -> bool:
+        """An allow-listed origin, or this server's own page under a name it is bound to.
+
+        Never compared with the request's Host header: a DNS-rebinding page controls both
+        (evil.example resolving to 127.0.0.1 sends Origin and Host http://evil.example:PORT)."""
         allowed = self.config.allowed_origins
         if "*" in allowed or origin in allowed:
             return True
-        # Same origin: the demo page served by this server.
-        return urlsplit(origin).netloc == host and urlsplit(origin).scheme in ("http", "https")
+        try:
+            url = urlsplit(origin)
+            port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+        except ValueError:
+            return False
+        host = (url.hostname or "").lower()
+        return url.scheme in ("http", "https") and port == self.port and host in self._names
 
     def _token_ok(self, token: object) -> bool:
         return (
@@ -283,14 +374,38 @@ class AssistantServer:
     # -- websocket -----------------------------------------------------------------------
 
     async def _handler(self, ws: ServerConnection) -> None:
-        authenticated = not self.config.token or ws in self._authenticated
+        limits = self.config.limits
+        if self.shutting_down:
+            await self._refuse(
+                ws, ErrorCode.SHUTTING_DOWN, "the server is shutting down; reconnect later"
+            )
+            return
+        first: str | None = ""  # the authenticating message when it is a start
+        if self.config.token and ws not in self._authenticated:
+            # Before a slot or a buffer: one small message, soon, with the token in it.
+            first = await self._authenticate(ws)
+            if first is None:
+                return
         self._authenticated.discard(ws)
+        if not await self._admit():
+            await self._refuse(
+                ws,
+                ErrorCode.TOO_MANY_SESSIONS,
+                f"the server is at its limit of {self.config.max_sessions} sessions; "
+                "retry in a moment",
+            )
+            return
+        session: Session | None = None
 
         async def send(text: str) -> None:
-            await ws.send(text)
+            try:
+                await asyncio.wait_for(ws.send(text), limits.send_timeout_s)
+            except TimeoutError:
+                await self._slow_client(ws, session)
+                raise
 
         async def close(code: int, reason: str) -> None:
-            await ws.close(code, reason)
+            await _close_or_abort(ws, code, reason)
 
         session = Session(
             send,
@@ -298,24 +413,14 @@ class AssistantServer:
             None,
             self._batcher,
             self.config.streaming,
-            self.config.limits,
+            limits,
             self.metrics,
             default_store=self.config.default_store,
-            authenticated=authenticated,
+            authenticated=True,
             token_check=self._token_ok,
             vad_factory=self.vad_factory,
+            answers=self._answers,
         )
-        if self.shutting_down:
-            await session.error(
-                ErrorCode.SHUTTING_DOWN, "the server is shutting down; reconnect later"
-            )
-            return
-        if len(self.sessions) >= self.config.max_sessions:
-            await session.error(
-                ErrorCode.TOO_MANY_SESSIONS,
-                f"the server is at its limit of {self.config.max_sessions} sessions; retry in a moment",
-            )
-            return
         self.sessions.add(session)
         self.metrics.session_opened()
         try:
@@ -326,31 +431,150 @@ class AssistantServer:
                     "the speech models are not available; tell the administrator",
                 )
                 return
-            session.pipeline = self.pipeline
+            session.pipeline, session.answers = self.pipeline, self._answers
+            if first:
+                await self._on_message(session, first)
             await self._receive(ws, session)
         finally:
             await session.dispose()
+            self._release(session)
+        # The close handshake runs outside the slot: a client that reconnects at once finds it.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.wait_closed(), CLOSE_STEP_S)
+        _abort(ws)
+
+    async def _authenticate(self, ws: ServerConnection) -> str | None:
+        """The first message when it is a start with the token, "" for an auth message with
+        it, None when refused (no token in time, a wrong one, or another message first)."""
+        limits = self.config.limits
+        protocol = ws.protocol
+        full_size = protocol.max_message_size
+        protocol.max_message_size = limits.max_control_bytes  # over it: 1009 from the library
+        try:
+            message = await asyncio.wait_for(ws.recv(), limits.auth_timeout_s)
+        except TimeoutError:
+            message = None
+        except ConnectionClosed:
+            return None
+        finally:
+            protocol.max_message_size = full_size
+        if isinstance(message, str):
+            with contextlib.suppress(ControlError):
+                parsed = parse_control(message, limits)
+                if parsed.get("type") in ("start", "auth") and self._token_ok(parsed.get("token")):
+                    return message if parsed["type"] == "start" else ""
+        await self._refuse(
+            ws,
+            ErrorCode.UNAUTHORIZED,
+            "this server needs an access token: add ?token=... to the URL, or send "
+            f'"token" in the first message (start or auth) within {limits.auth_timeout_s:g} s',
+        )
+        return None
+
+    async def _admit(self) -> bool:
+        """Take a session slot; at the limit, wait up to `admit_wait_s` for one to free (a
+        client that reconnects right after its close may beat its old session's clean-up).
+
+        A session holds its slot until it is closed, not until its close handshake is over:
+        the client has seen the end by then and may reconnect."""
+        deadline = time.monotonic() + self.config.admit_wait_s
+        while sum(not s.closed for s in self.sessions) >= self.config.max_sessions:
+            if time.monotonic() >= deadline or self.shutting_down:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def _release(self, session: Session) -> None:
+        if session in self.sessions:
             self.sessions.discard(session)
             self.metrics.session_closed()
 
+    async def _refuse(self, ws: ServerConnection, code: ErrorCode, message: str) -> None:
+        """An error event and its close, for a connection that never became a session."""
+        self.metrics.error(str(code))
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.send(events.error(code, message)), CLOSE_STEP_S)
+        await _close_or_abort(ws, int(CLOSE_FOR[code]), str(code))
+
+    async def _slow_client(self, ws: ServerConnection, session: Session | None) -> None:
+        """The client stopped reading: its events back up. Close it and free its slot."""
+        if session is not None and session.closed:
+            return
+        if session is not None:
+            session.closed = True
+        self.metrics.error(str(ErrorCode.SLOW_CLIENT))
+        log.warning(
+            "session %s: an event waited %g s for the client to read; closing with %d",
+            session.id if session else "-",
+            self.config.limits.send_timeout_s,
+            CloseCode.SLOW_CLIENT,
+        )
+        await _close_or_abort(ws, CloseCode.SLOW_CLIENT, str(ErrorCode.SLOW_CLIENT))
+
+    async def _on_message(self, session: Session, message: str | bytes) -> None:
+        try:
+            await session.on_message(message)
+        except Exception:  # a bug must cost this session, never the server
+            log.exception("session %s: message handling failed", session.id)
+            await session.error(ErrorCode.PIPELINE, "the server could not handle this message")
+
     async def _receive(self, ws: ServerConnection, session: Session) -> None:
-        idle = session.limits.idle_timeout_s
+        limits = session.limits
+        opened = time.monotonic()
         while not session.closed:
+            timeout = limits.idle_timeout_s
+            if not session.ever_started:
+                timeout = min(timeout, max(0.0, opened + limits.start_timeout_s - time.monotonic()))
             try:
-                message = await asyncio.wait_for(ws.recv(), idle)
+                message = await asyncio.wait_for(ws.recv(), timeout)
             except TimeoutError:
                 if session.busy:
                     continue
-                await session.error(
-                    ErrorCode.IDLE_TIMEOUT, f"nothing received for {idle:g} s; reconnect to go on"
-                )
+                if not session.ever_started and timeout < limits.idle_timeout_s:
+                    await session.error(
+                        ErrorCode.START_TIMEOUT,
+                        f"no start within {limits.start_timeout_s:g} s of connecting; "
+                        "reconnect and send start first",
+                    )
+                else:
+                    await session.error(
+                        ErrorCode.IDLE_TIMEOUT,
+                        f"nothing received for {limits.idle_timeout_s:g} s; reconnect to go on",
+                    )
                 return
             except ConnectionClosed:
                 return
-            await session.on_message(message)
-        # Let the close handshake finish before the handler returns.
+            await self._on_message(session, message)
+
+
+async def _close_or_abort(ws: ServerConnection, code: int, reason: str = "") -> None:
+    """Close with `code`; drop the TCP connection when the close cannot be delivered in time."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code, reason), CLOSE_STEP_S)
+    _abort(ws)
+
+
+def _abort(ws: ServerConnection) -> None:
+    if ws.state is not State.CLOSED:
         with contextlib.suppress(Exception):
-            await ws.wait_closed()
+            ws.transport.abort()
+
+
+def own_names(host: str) -> frozenset[str]:
+    """Host names and addresses under which clients reach a server bound to `host` (lower case;
+    IPv6 without brackets): the loopback names for a loopback or wildcard bind, the machine's
+    names and addresses for a wildcard bind."""
+    names = {host.lower().strip("[]")}
+    loopback = {"localhost", "127.0.0.1", "::1"}
+    wildcard = host in ("", "0.0.0.0", "::")
+    if wildcard or names & loopback or host.startswith("127."):
+        names |= loopback
+    if wildcard:
+        hostname = socket.gethostname()
+        names |= {hostname.lower(), socket.getfqdn().lower()}
+        with contextlib.suppress(OSError):
+            names |= {info[4][0] for info in socket.getaddrinfo(hostname, None)}
+    return frozenset(names)
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:

@@ -41,6 +41,105 @@ class SessionLimits:
     max_frame_bytes: int = 64 * 1024  # one binary frame: 2 s of 16 kHz PCM16
     max_buffered_s: float = 20.0  # audio received but not yet through the VAD
     idle_timeout_s: float = 60.0  # no message for this long closes the session
+    # A text (control) frame: a start with 500 phrases of 80 accented characters fits.
+    max_control_bytes: int = 128 * 1024
+    max_json_depth: int = 16  # nesting of arrays/objects in a control frame (start uses 2)
+    # An event the client does not take within this long (its socket buffer stays full: it
+    # stopped reading) closes the connection: a client that never reads holds nothing.
+    send_timeout_s: float = 10.0
+    # With --token: the first message (auth or start with the token) must come this soon,
+    # before the connection takes a session slot or any buffer.
+    auth_timeout_s: float = 5.0
+    # The first `start` must come this soon after the connection opens (4408 otherwise).
+    start_timeout_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_buffered_s", "idle_timeout_s", "send_timeout_s", "auth_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.start_timeout_s <= 0 or self.max_json_depth < 2:
+            raise ValueError("start_timeout_s must be > 0 and max_json_depth >= 2")
+        if self.max_frame_bytes < 2 or self.max_control_bytes < 256:
+            raise ValueError("max_frame_bytes must be >= 2 and max_control_bytes >= 256")
+
+
+class ControlError(Exception):
+    """A control frame that cannot be taken: `code` (ErrorCode) and a message for the client."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_NOT_AN_OBJECT = 'control frames must be JSON objects, e.g. {"type": "start"}'
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of arrays/objects in JSON `text` (outside strings), without parsing it.
+
+    A linear scan, so that a frame of 10,000 brackets costs a scan instead of a RecursionError
+    in the parser."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_control(text: str, limits: SessionLimits) -> dict:
+    """A text frame -> its JSON object; size and nesting bounded before parsing.
+
+    Raises ControlError(FRAME_TOO_LARGE) over `max_control_bytes`, ControlError(BAD_JSON) for
+    anything that is not a JSON object of at most `max_json_depth` levels."""
+    if len(text) > limits.max_control_bytes or len(text.encode()) > limits.max_control_bytes:
+        raise ControlError(
+            ErrorCode.FRAME_TOO_LARGE,
+            f"text frames must be at most {limits.max_control_bytes} bytes",
+        )
+    if json_depth(text) > limits.max_json_depth:
+        raise ControlError(
+            ErrorCode.BAD_JSON, f"JSON nested deeper than {limits.max_json_depth} levels"
+        )
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ControlError(ErrorCode.BAD_JSON, _NOT_AN_OBJECT) from None
+    if not isinstance(message, dict):
+        raise ControlError(ErrorCode.BAD_JSON, _NOT_AN_OBJECT)
+    return message
+
+
+def _field(message: dict, name: str, default, kinds: tuple[type, ...], what: str):
+    """message[name], `default` when absent or null; ControlError(BAD_MESSAGE) for another type."""
+    value = message.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        raise ControlError(
+            ErrorCode.BAD_MESSAGE, f"{name} must be {what}, got a JSON {_json_type(value)}"
+        )
+    return value
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
 class FinalBatcher:
@@ -158,6 +257,7 @@ class Session:
         authenticated: bool = True,
         token_check: Callable[[str | None], bool] | None = None,
         vad_factory: Callable[[], object] | None = None,
+        answers=None,
     ) -> None:
         self.id = secrets.token_hex(6)
         self._send = send
@@ -171,6 +271,8 @@ class Session:
         self.authenticated = authenticated
         self.token_check = token_check
         self.vad_factory = vad_factory
+        # assistant.answer.AnswerStage: answers off the first-pass batch (None: the pipeline's)
+        self.answers = answers
         self.closed = False
         self.last_activity = time.monotonic()
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -184,8 +286,10 @@ class Session:
         self._partial_task: asyncio.Task | None = None
         self._draining = False  # server shutdown: finishing, ignoring further input
         self.sample_rate = 16_000
+        self._resampler: StreamResampler | None = None
         self._policy: StreamingPolicy | None = None  # made by `start`
         self.phrases: tuple[str, ...] | None = None  # the client's list; None: the catalog's
+        self.ever_started = False  # a start was accepted (the start deadline is met)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -231,16 +335,9 @@ class Session:
 
     async def _on_text(self, text: str) -> None:
         try:
-            message = json.loads(text)
-        except ValueError:
-            await self.error(
-                ErrorCode.BAD_JSON, 'control frames must be JSON objects, e.g. {"type": "start"}'
-            )
-            return
-        if not isinstance(message, dict):
-            await self.error(
-                ErrorCode.BAD_JSON, 'control frames must be JSON objects, e.g. {"type": "start"}'
-            )
+            message = parse_control(text, self.limits)
+        except ControlError as error:
+            await self.error(error.code, str(error))
             return
         kind = message.get("type")
         if not self.authenticated:
@@ -272,36 +369,24 @@ class Session:
             )
 
     async def _on_start(self, message: dict) -> None:
+        if self._draining:
+            return  # shutting down: no new stream (shutting_down follows)
+        if self._stopping and self._worker is not None and not self._worker.done():
+            # `start` right after `stop`: the previous stream ends first (its finals, `end`),
+            # then this one begins. Frames after this start wait in the socket meanwhile.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._worker)
+            if self.closed or self._draining:
+                return
         if self._started:
             await self.error(
                 ErrorCode.ALREADY_STARTED, 'a stream is running: send {"type": "stop"} first'
             )
             return
-        rate = message.get("sample_rate", 16_000)
-        if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
-            await self.error(
-                ErrorCode.BAD_SAMPLE_RATE,
-                f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE} (Hz), got {str(rate)[:20]}",
-            )
-            return
-        language = message.get("language", "auto") or "auto"
-        if language not in LANGUAGES:
-            await self.error(
-                ErrorCode.BAD_MESSAGE,
-                f"language must be auto, en or es, got {str(language)[:20]!r}",
-            )
-            return
-        store = message.get("store", self.default_store)
-        store = (
-            str(store) if isinstance(store, (str, int)) and not isinstance(store, bool) else None
-        )
-        if not store or len(store) > 32:
-            await self.error(ErrorCode.BAD_MESSAGE, 'store must be a store id such as "1"')
-            return
         try:
-            phrases = check_phrases(message["phrases"]) if "phrases" in message else None
-        except PhraseError as error:
-            await self.error(ErrorCode.BAD_MESSAGE, f"{error}; or leave phrases out")
+            rate, language, store, phrases = self._start_fields(message)
+        except ControlError as error:
+            await self.error(error.code, str(error))
             return
         self.sample_rate, self.language, self.store = rate, language, store
         self.phrases = phrases
@@ -314,8 +399,38 @@ class Session:
             language=fixed,
         )
         self._started, self._stopping = True, False
+        self.ever_started = True
         self._worker = asyncio.get_running_loop().create_task(self._work())
         await self.send(events.ready(self.id, rate, language, store))
+
+    def _start_fields(self, message: dict) -> tuple[int, str, str, tuple[str, ...] | None]:
+        """(sample_rate, language, store, phrases) of a start message; a field that is absent
+        or null takes its default, one of another JSON type is a ControlError."""
+        rate = message.get("sample_rate")
+        rate = 16_000 if rate is None else rate
+        if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
+            raise ControlError(
+                ErrorCode.BAD_SAMPLE_RATE,
+                f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE} (Hz), "
+                f"got {str(rate)[:20]}",
+            )
+        language = _field(message, "language", "auto", (str,), "auto, en or es")
+        if language not in LANGUAGES:
+            raise ControlError(
+                ErrorCode.BAD_MESSAGE,
+                f"language must be auto, en or es, got {language[:20]!r}",
+            )
+        store = _field(message, "store", self.default_store, (str, int), 'a store id such as "1"')
+        store = str(store)
+        if not store or len(store) > 32:
+            raise ControlError(ErrorCode.BAD_MESSAGE, 'store must be a store id such as "1"')
+        _field(message, "token", None, (str,), "a string")
+        try:
+            given = message.get("phrases")
+            phrases = None if given is None else check_phrases(given)
+        except PhraseError as error:
+            raise ControlError(ErrorCode.BAD_MESSAGE, f"{error}; or leave phrases out") from None
+        return rate, language, store, phrases
 
     async def _on_stop(self) -> None:
         if self._draining:
@@ -442,7 +557,9 @@ class Session:
         request = FinalRequest(endpoint.audio, language, self.store, self.phrases)
         try:
             result, wait_ms = await self.batcher.submit(request)
-        except Exception:
+            if self.answers is not None:
+                result = await self.answers.complete(result, request.store)
+        except Exception:  # logged where it failed (the batcher)
             result = None
         if previous is not None:  # send in utterance order
             with contextlib.suppress(Exception):
@@ -481,10 +598,15 @@ class Session:
                 await asyncio.wait_for(asyncio.shield(self._worker), timeout_s)
 
     async def dispose(self) -> None:
-        """Connection gone: stop work for this session (a queued final is dropped)."""
+        """Connection gone: stop work for this session (a queued final is dropped) and free
+        the audio it still holds."""
         self.closed = True
         for task in [self._worker, self._partial_task, *self._tasks]:
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queued_samples = 0
+        self._policy = self._resampler = None

@@ -338,7 +338,7 @@ function renderFinal(event) {
 
 async function loadStores() {
   try {
-    const stores = await (await fetch("stores")).json();
+    const stores = await (await fetch("stores" + (token ? "?token=" + encodeURIComponent(token) : ""))).json();
     if (!stores.length) return;
     const select = $("#store");
     select.replaceChildren(...stores.map((s) => { const o = el("option", null, s.name); o.value = s.id; return o; }));

@@ -53,6 +53,38 @@ def register(subparsers) -> None:
         help="close idle sessions after (default %(default)s)",
     )
     p.add_argument(
+        "--start-timeout-s",
+        type=float,
+        default=15.0,
+        help="close connections that send no start for this long (default %(default)s)",
+    )
+    p.add_argument(
+        "--auth-timeout-s",
+        type=float,
+        default=5.0,
+        help="with --token: time for the first message to bring it (default %(default)s)",
+    )
+    p.add_argument(
+        "--send-timeout-s",
+        type=float,
+        default=10.0,
+        help="close a client that takes no event for this long: it stopped reading "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--answer-timeout-s",
+        type=float,
+        default=3.0,
+        help="longest wait for the inventory database per answer (default %(default)s)",
+    )
+    p.add_argument(
+        "--db-retry-s",
+        type=float,
+        default=10.0,
+        help="after the database failed: answer without it this long, then try again "
+        "(default %(default)s)",
+    )
+    p.add_argument(
         "--endpoint-silence-ms",
         type=int,
         default=500,
@@ -126,6 +158,10 @@ def build_config(args: argparse.Namespace):
         raise UserError(
             "--max-frame-bytes must be >= 1024, --max-sessions >= 1, --idle-timeout-s > 0"
         )
+    timeouts = ("start_timeout_s", "auth_timeout_s", "send_timeout_s", "answer_timeout_s")
+    for name in (*timeouts, "db_retry_s"):
+        if not getattr(args, name) > 0:
+            raise UserError(f"--{name.replace('_', '-')} must be > 0")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0..65535, got {args.port}")
     return ServerConfig(
@@ -135,8 +171,14 @@ def build_config(args: argparse.Namespace):
         allowed_origins=tuple(args.allowed_origins),
         max_sessions=args.max_sessions,
         limits=SessionLimits(
-            max_frame_bytes=args.max_frame_bytes, idle_timeout_s=args.idle_timeout_s
+            max_frame_bytes=args.max_frame_bytes,
+            idle_timeout_s=args.idle_timeout_s,
+            start_timeout_s=args.start_timeout_s,
+            auth_timeout_s=args.auth_timeout_s,
+            send_timeout_s=args.send_timeout_s,
         ),
+        answer_timeout_s=args.answer_timeout_s,
+        db_retry_s=args.db_retry_s,
         streaming=streaming,
         batch_wait_ms=args.batch_wait_ms,
         max_batch=args.max_batch,
@@ -150,6 +192,12 @@ def run(args: argparse.Namespace) -> int:
     from assistant.server import AssistantServer
 
     config = build_config(args)
+    # A database URL that cannot be parsed would leave every session `unavailable`: say so now.
+    # (A database that is down, or a file not there yet, is reported per answer instead.)
+    from assistant.inventory.db import parse_url
+    from assistant.paths import database_url
+
+    parse_url(database_url())
     # Fail before binding when Whisper is not assembled: a clear message beats a 503 forever.
     try:
         from asr.models import ModelError, resolve_model_dir

@@ -8,6 +8,7 @@ expressions, so values always travel as bound parameters.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from sqlalchemy import (
@@ -27,8 +28,14 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DisconnectionError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from tqdm import tqdm
 
 from assistant.errors import UserError
@@ -154,13 +161,34 @@ class InventoryUnavailable(UserError):
     exit_code = 3
 
 
-def _redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+def parse_url(url: str) -> URL:
+    """`url` as a SQLAlchemy URL; InventoryUnavailable with an example when it is not one."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError, TypeError) as error:
+        raise InventoryUnavailable(
+            f"{redact(url)!r} is not a database URL; give one such as "
+            "sqlite:////path/to/inventory.sqlite or postgresql://user@host:5432/inventory "
+            "(--db / --url, or $RETAIL_ASSISTANT_DB)"
+        ) from error
+
+
+def redact(url: str) -> str:
+    """`url` without its password (a string that is not a URL: its first 80 characters, any
+    password-looking part cut)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        text = str(url)[:80]
+        return text.split("@")[-1] if "@" in text else text
+
+
+_redact = redact
 
 
 def open_engine(url: str, read_only: bool = True) -> Engine:
     """An engine on `url`; read-only where the backend allows it (SQLite file mode, PG session)."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
         if read_only:
@@ -170,8 +198,10 @@ def open_engine(url: str, read_only: bool = True) -> Engine:
                     "(or set RETAIL_ASSISTANT_DB to a database URL)"
                 )
             # URI mode lets SQLite itself refuse writes
-            uri = f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true"
-            return create_engine(uri)
+            resolved = Path(path).resolve()
+            engine = create_engine(f"sqlite:///file:{resolved}?mode=ro&uri=true")
+            _follow_file(engine, resolved)
+            return engine
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
@@ -192,6 +222,31 @@ def open_engine(url: str, read_only: bool = True) -> Engine:
             f"no database driver for {_redact(url)} ({error.name}); install it, e.g. "
             "`pip install -e '.[postgres]'`"
         ) from error
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _follow_file(engine: Engine, path: Path) -> None:
+    """Pooled SQLite connections hold the file they opened: once it is replaced (a new
+    `assistant db init`, a restored backup) they would go on reading the old one, or failing
+    on it. Each connection remembers its file; one whose path now names another file is
+    dropped at checkout and the pool opens the new file."""
+
+    def on_connect(_dbapi_connection, record) -> None:
+        record.info["file_id"] = _file_id(path)
+
+    def on_checkout(_dbapi_connection, record, _proxy) -> None:
+        if record.info.get("file_id") != _file_id(path):
+            raise DisconnectionError(f"{path} was replaced")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "checkout", on_checkout)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

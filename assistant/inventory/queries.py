@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import json
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -103,6 +104,9 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
         except InventoryUnavailable:
             raise
         except SQLAlchemyError as error:
+            # Pooled connections may hold a dead server's socket or a replaced file: start
+            # afresh, so that the next call reconnects (recovery without a restart).
+            self.reset()
             first = str(getattr(error, "orig", error) or error).strip().splitlines()
             raise InventoryUnavailable(
                 f"inventory database unreachable ({self.redacted_url}): "
@@ -128,23 +132,34 @@ class Inventory:
 
     def __init__(self, url: str | None = None, engine: Engine | None = None):
         self.url = url or database_url()
-        from sqlalchemy.engine import make_url
-
-        self.redacted_url = make_url(self.url).render_as_string(hide_password=True)
+        # A URL that does not parse fails at first use, as InventoryUnavailable (a server
+        # degrades to db_unavailable; the CLI prints the message).
+        self.redacted_url = db.redact(self.url)
         self._engine = engine
+        self._engine_lock = threading.Lock()
         self._products: dict[str, ProductRecord] | None = None
         self._stores: dict[str, Store] | None = None
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = open_engine(self.url, read_only=True)
-        return self._engine
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = open_engine(self.url, read_only=True)
+            return self._engine
+
+    def reset(self) -> None:
+        """Drop the pooled connections (the engine stays); the next query connects afresh."""
+        with self._engine_lock:
+            engine = self._engine
+        if engine is not None:
+            engine.dispose()
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        """Dispose of the engine; the next query opens a new one."""
+        with self._engine_lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
 
     def _rows(self, statement) -> list:
         with self.engine.connect() as conn:

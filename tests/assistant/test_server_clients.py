@@ -52,7 +52,14 @@ def test_mic_without_portaudio_says_what_to_install(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize(
-    "flag", [["--max-sessions", "0"], ["--port", "70000"], ["--endpoint-silence-ms", "0"]]
+    "flag",
+    [
+        ["--max-sessions", "0"],
+        ["--port", "70000"],
+        ["--endpoint-silence-ms", "0"],
+        ["--send-timeout-s", "0"],
+        ["--answer-timeout-s", "-1"],
+    ],
 )
 def test_serve_rejects_bad_limits(flag, capsys):
     assert main(["serve", *flag]) == 2
