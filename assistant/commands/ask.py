@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from assistant.errors import UserError
+from assistant.errors import UserError, check_text
 
 
 def register(subparsers) -> None:
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from assistant.answer import build_assistant
 
-    text = " ".join(args.text).strip()
+    text = check_text(" ".join(args.text).strip(), "the question")
     if not text:
         raise UserError("empty question; pass the question as TEXT")
     bundle = build_assistant(args.db, prefer_learned=not args.baseline)

@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 
-from assistant.errors import UserError
+from assistant.errors import UserError, check_text
 
 log = logging.getLogger(__name__)
 BATCH = 32  # queries per forward pass when reading a stream
@@ -65,8 +65,9 @@ def _format(result) -> str:
 def run(args: argparse.Namespace) -> int:
     parser = load_parser(args.model, args.precision)
     language = None if args.language == "auto" else args.language
-    texts = args.text or (line.rstrip("\n") for line in sys.stdin)
+    texts = [check_text(t, f"TEXT {t.encode('utf-8', 'replace')[:40]!r}") for t in args.text]
     pending: list[str] = []
+    skipped = 0
 
     def flush() -> None:
         for r in parser.parse_batch(pending, [language] * len(pending)):
@@ -75,7 +76,15 @@ def run(args: argparse.Namespace) -> int:
             )
         pending.clear()
 
-    for text in texts:
+    for number, text in enumerate(texts or _stdin_lines(), 1):
+        if text is None:  # a line that is not UTF-8: said on stderr, the others go on
+            print(
+                f"assistant parse: error: line {number} of standard input is not UTF-8 text; "
+                "skipped",
+                file=sys.stderr,
+            )
+            skipped += 1
+            continue
         if not text.strip():
             continue
         pending.append(text)
@@ -83,4 +92,17 @@ def run(args: argparse.Namespace) -> int:
             flush()
     if pending:
         flush()
-    return 0
+    return 1 if skipped else 0
+
+
+def _stdin_lines():
+    """Lines of standard input, None for one that is not UTF-8 (instead of a traceback)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream already (tests, embedding)
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+        return
+    for raw in stream:
+        try:
+            yield raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            yield None

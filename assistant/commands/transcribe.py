@@ -123,6 +123,50 @@ def nbest_record(file: str, nbest) -> dict:
     }
 
 
+SEGMENT_SAMPLES = 30 * 16_000  # Whisper's window: 30 s of 16 kHz audio
+
+
+def joined_record(file: str, nbests: list, seconds: list[float]) -> dict:
+    """The DESIGN.md object for a file decoded as consecutive 30 s segments.
+
+    text / first_pass_text: the segments' readings joined; nbest: the k-th readings of every
+    segment joined (a segment with fewer gives its last), scores summed; language: that of
+    the longest segment's; plus "segments": each segment's own record with start_s, end_s
+    (seconds: each segment's length)."""
+    segments = []
+    for i, nbest in enumerate(nbests):
+        seg = nbest_record(file, nbest)
+        del seg["file"]
+        seg["start_s"] = sum(seconds[:i])
+        seg["end_s"] = seg["start_s"] + seconds[i]
+        segments.append(seg)
+    depth = max(len(seg["nbest"]) for seg in segments)
+    joined = []
+    for k in range(depth):
+        parts = [seg["nbest"][min(k, len(seg["nbest"]) - 1)] for seg in segments if seg["nbest"]]
+        rescored = [p["rescore_score"] for p in parts]
+        joined.append(
+            {
+                "text": " ".join(p["text"].strip() for p in parts if p["text"].strip()),
+                "asr_score": sum(p["asr_score"] for p in parts),
+                "rescore_score": None if None in rescored else sum(rescored),
+                "score": sum(p["score"] for p in parts),
+            }
+        )
+    joined.sort(key=lambda h: h["score"], reverse=True)
+    longest = max(zip(seconds, segments, strict=True), key=lambda pair: pair[0])
+    return {
+        "file": file,
+        "language": longest[1]["language"],
+        "text": " ".join(seg["text"].strip() for seg in segments if seg["text"].strip()),
+        "first_pass_text": " ".join(
+            seg["first_pass_text"].strip() for seg in segments if seg["first_pass_text"].strip()
+        ),
+        "nbest": joined,
+        "segments": segments,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     from asr.audio import AudioError, decode_audio
     from asr.backends import load_transcriber
@@ -133,9 +177,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--nbest must be between 1 and {MAX_BEAM}, got {args.nbest}")
     if args.beam_size < 1:
         raise UserError(f"--beam-size must be at least 1, got {args.beam_size}")
-    missing = [f for f in args.files if not Path(f).is_file()]
-    if missing:
-        raise UserError(f"no such file: {', '.join(missing)}; check the path")
     if not 1.0 <= args.window_s <= 30.0:
         raise UserError(f"--window-s must be between 1 and 30 seconds, got {args.window_s}")
     phrases = load_phrases(args)
@@ -154,6 +195,13 @@ def run(args: argparse.Namespace) -> int:
     audios: list[tuple[str, object]] = []
     failed = 0
     for file in args.files:
+        if not Path(file).is_file():  # said, and the other files still transcribed
+            print(
+                f"assistant transcribe: error: no such file: {file}; check the path",
+                file=sys.stderr,
+            )
+            failed += 1
+            continue
         try:
             audios.append((file, decode_audio(file)))
         except AudioError as error:
@@ -170,10 +218,25 @@ def run(args: argparse.Namespace) -> int:
     reranker = load_reranker(args.no_rescore)
 
     for file, audio in audios:
-        nbest = transcriber.nbest(audio, language=args.language, nbest=args.nbest, phrases=phrases)
-        if reranker is not None:
-            nbest = reranker.rank(nbest)
-        record = nbest_record(file, nbest)
+        # Whisper hears 30 s at a time: a longer file is decoded as consecutive segments
+        # through the same transcriber and the readings joined (record["segments"]); equal
+        # segments, so that none is a fraction of a second Whisper would make words of.
+        nbests, seconds = [], []
+        size = -(-len(audio) // -(-len(audio) // SEGMENT_SAMPLES)) if len(audio) else 1
+        for start in range(0, max(len(audio), 1), size):
+            nbest = transcriber.nbest(
+                audio[start : start + size],
+                language=args.language,
+                nbest=args.nbest,
+                phrases=phrases,
+            )
+            nbests.append(reranker.rank(nbest) if reranker is not None else nbest)
+            seconds.append(len(audio[start : start + size]) / 16_000)
+        record = (
+            nbest_record(file, nbests[0])
+            if len(nbests) == 1
+            else joined_record(file, nbests, seconds)
+        )
         if args.json:
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
