@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_PATH_BYTES = 2048  # longer request targets get 414 (no route or file name is near it)
 CLOSE_STEP_S = 1.0  # a close, a goodbye event or a refusal that takes longer is dropped
+PENDING_AUTH_PER_SESSION = 4  # connections awaiting their token, per --max-sessions slot
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class AssistantServer:
         self._authenticated: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         self._answers = None  # assistant.answer.AnswerStage once the pipeline is there
         self._names = own_names(config.host)  # what a same-origin page's Origin may name
+        self._pending_auth = 0  # connections waiting for their token (see _authenticate)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -447,9 +449,20 @@ class AssistantServer:
         """The first message when it is a start with the token, "" for an auth message with
         it, None when refused (no token in time, a wrong one, or another message first)."""
         limits = self.config.limits
-        protocol = ws.protocol
-        full_size = protocol.max_message_size
-        protocol.max_message_size = limits.max_control_bytes  # over it: 1009 from the library
+        if self._pending_auth >= PENDING_AUTH_PER_SESSION * self.config.max_sessions:
+            await self._refuse(
+                ws,
+                ErrorCode.TOO_MANY_SESSIONS,
+                "too many connections are authenticating; retry in a moment",
+            )
+            return None
+        # Until the token is seen: one frame of at most max_control_bytes (over it: 1009 from
+        # the library), and reading pauses after that frame (no queue of 64 frames).
+        protocol, queue = ws.protocol, ws.recv_messages
+        full_size, high_low = protocol.max_message_size, (queue.high, queue.low)
+        protocol.max_message_size = limits.max_control_bytes
+        queue.high = queue.low = 0
+        self._pending_auth += 1
         try:
             message = await asyncio.wait_for(ws.recv(), limits.auth_timeout_s)
         except TimeoutError:
@@ -457,7 +470,9 @@ class AssistantServer:
         except ConnectionClosed:
             return None
         finally:
+            self._pending_auth -= 1
             protocol.max_message_size = full_size
+            queue.high, queue.low = high_low
         if isinstance(message, str):
             with contextlib.suppress(ControlError):
                 parsed = parse_control(message, limits)

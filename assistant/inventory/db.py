@@ -212,7 +212,8 @@ def open_engine(url: str, read_only: bool = True) -> Engine:
         if parsed.drivername == "postgresql":
             # SQLAlchemy 2.1 defaults to psycopg 3; the project ships psycopg2 (postgres extra)
             parsed = parsed.set(drivername="postgresql+psycopg2")
-        connect_args["connect_timeout"] = 5
+        if "connect_timeout" not in parsed.query:  # the URL may give its own
+            connect_args["connect_timeout"] = 5
         if read_only:
             connect_args["options"] = "-c default_transaction_read_only=on"
     try:

@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -24,6 +25,7 @@ from assistant.inventory.db import InventoryUnavailable, open_engine
 from assistant.paths import database_url
 
 T = TypeVar("T")
+SLOW_FAILURE_S = 1.0  # a database error that took longer: the server hangs (connect timeout)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,12 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def wrapper(self: Inventory, *args, **kwargs):
+        if time.monotonic() < self._hung_until:  # it hung a moment ago: do not wait again
+            raise InventoryUnavailable(
+                f"inventory database unreachable ({self.redacted_url}): it did not answer "
+                f"a moment ago; retried within {self.hung_retry_s:g} s"
+            )
+        started = time.monotonic()
         try:
             return method(self, *args, **kwargs)
         except InventoryUnavailable:
@@ -107,6 +115,10 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
             # Pooled connections may hold a dead server's socket or a replaced file: start
             # afresh, so that the next call reconnects (recovery without a restart).
             self.reset()
+            if time.monotonic() - started > SLOW_FAILURE_S:
+                # A failure that took a connect timeout: the next callers (start-up's
+                # gazetteer, phrases, linker; queued answers) fail at once for a while.
+                self._hung_until = time.monotonic() + self.hung_retry_s
             first = str(getattr(error, "orig", error) or error).strip().splitlines()
             raise InventoryUnavailable(
                 f"inventory database unreachable ({self.redacted_url}): "
@@ -137,6 +149,8 @@ class Inventory:
         self.redacted_url = db.redact(self.url)
         self._engine = engine
         self._engine_lock = threading.Lock()
+        self.hung_retry_s = 10.0  # after a slow failure, fail at once for this long
+        self._hung_until = 0.0
         self._products: dict[str, ProductRecord] | None = None
         self._stores: dict[str, Store] | None = None
 

@@ -144,6 +144,21 @@ def test_connections_without_token_take_no_session_slot():
             assert closed_with(ws) == CloseCode.POLICY_VIOLATION
 
 
+def test_before_the_token_frames_are_small_and_waiting_connections_are_few():
+    with fake_server(token="s3cret", max_sessions=1) as st:
+        with connect(st.url) as ws:
+            ws.send(bytes(200_000))  # under the session maximum, over the pre-token one
+            assert closed_with(ws) == CloseCode.MESSAGE_TOO_BIG
+        with contextlib.ExitStack() as stack:
+            waiting = [stack.enter_context(connect(st.url)) for _ in range(4)]
+            until(lambda: st.server._pending_auth == 4, what="4 connections awaiting a token")
+            with connect(st.url) as fifth:  # 4 per slot may wait for their token
+                assert error_of(fifth)["code"] == "too_many_sessions"
+            for ws in waiting:
+                ws.send('{"type": "auth", "token": "s3cret"}')
+        well_behaved(st.url, token="s3cret")
+
+
 def test_auth_message_then_start_and_wrong_first_message():
     with fake_server(token="s3cret") as st:
         with connect(st.url) as ws:
@@ -473,3 +488,28 @@ def test_unparseable_database_url_is_inventory_unavailable():
     inventory = Inventory("not a url")  # constructing it does not raise
     with pytest.raises(InventoryUnavailable, match="not a database URL"):
         inventory.check()
+
+
+def test_a_database_that_hangs_costs_one_connect_timeout():
+    """PostgreSQL that accepts and never answers (a listening socket nobody reads): the first
+    query waits out connect_timeout, the next ones fail at once (start-up asks three times)."""
+    import socket
+
+    from assistant.inventory import Inventory, InventoryUnavailable
+
+    pytest.importorskip("psycopg2")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        inventory = Inventory(f"postgresql://nobody@127.0.0.1:{port}/inventory?connect_timeout=1")
+        inventory.hung_retry_s = 60.0
+        started = time.monotonic()
+        with pytest.raises(InventoryUnavailable):
+            inventory.check()
+        assert time.monotonic() - started >= 0.9  # it did wait (connect_timeout)
+        for call in (inventory.check, inventory.stores, inventory.products):
+            started = time.monotonic()
+            with pytest.raises(InventoryUnavailable, match="did not answer"):
+                call()
+            assert time.monotonic() - started < 0.5
