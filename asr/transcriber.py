@@ -14,6 +14,7 @@ so `logprob_sum = score * len ** length_penalty` and `asr_score = score`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import zlib
@@ -99,6 +100,8 @@ class TranscriberConfig:
     # Language detection below this probability decodes both languages and keeps the one whose
     # best reading scores higher (0: always trust detection).
     lid_confident: float = LID_CONFIDENT
+    # Weigh the two languages' drafts by the detector's probabilities (log prior) as well.
+    lid_prior: bool = True
 
     def __post_init__(self) -> None:
         unknown = [lang for lang in self.languages if lang not in SUPPORTED_LANGUAGES]
@@ -266,7 +269,7 @@ class Transcriber:
             for (i, lang, _), result in zip(draft_jobs, self._run(rows, draft_jobs, 1), strict=True)
         }
         decided = [
-            max(cands, key=lambda c, i=i: _best_score(drafts[(i, c)]))
+            max(cands, key=lambda c, i=i: self._language_score(drafts[(i, c)], c, chosen[i]))
             if len(cands) > 1
             else cands[0]
             for i, cands in enumerate(candidates)
@@ -323,6 +326,18 @@ class Transcriber:
                 )
             )
         return out
+
+    def _language_score(
+        self, draft: Sequence[Hypothesis], language: str, detected: tuple[str, float]
+    ) -> float:
+        """How well `language` explains an utterance: its draft's mean token log-probability,
+        plus the log of the detector's probability for it when `lid_prior` (a fluent
+        hallucination in the wrong language can score as well as a noisy right reading)."""
+        score = _best_score(draft)
+        if self.config.lid_prior:
+            prob = detected[1] if language == detected[0] else 1.0 - detected[1]
+            score += math.log(max(prob, 1e-6))
+        return score
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         """(language, probability) among the configured languages, probabilities renormalized."""

@@ -197,3 +197,12 @@ def test_unsure_language_is_decoded_both_ways(whisper_transcriber, monkeypatch):
     assert unsure.language_prob == pytest.approx(want_prob)
     given = whisper_transcriber.nbest(audio, "es")  # a given language is never second-guessed
     assert given.extra["languages_decoded"] == ["es"]
+
+
+def test_looped_readings_are_recognized():
+    from asr.transcriber import looks_looped
+
+    assert looks_looped("Ah, " * 30)
+    assert looks_looped("Ritz, Holanda, " * 8)
+    assert not looks_looped("Where can I find Tide pods in aisle four or five today, please?")
+    assert not looks_looped("ah ah ah")  # too short to judge
