@@ -10,6 +10,7 @@ answerer once; `assistant ask` and the streaming server both use it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -17,7 +18,6 @@ import logging
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
@@ -580,7 +580,7 @@ class AnswerStage:
         self.answerer = answerer
         self.timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker()
-        self._executor = ThreadPoolExecutor(workers, "answers")
+        self._slots = threading.BoundedSemaphore(workers)
 
     async def complete(self, result, store: str):
         """FinalResult -> the same with `answer`, its timing and its errors filled in."""
@@ -594,11 +594,8 @@ class AnswerStage:
             error = ("db_unavailable", DB_DOWN)
         else:
             call = functools.partial(self.answerer.answer, result.nlu, store, nbest=result.nbest)
-            loop = asyncio.get_running_loop()
             try:
-                answer = await asyncio.wait_for(
-                    loop.run_in_executor(self._executor, call), self.timeout_s
-                )
+                answer = await asyncio.wait_for(self._in_thread(call), self.timeout_s)
                 self.breaker.success()
             except TimeoutError:
                 log.warning("inventory database did not answer within %g s", self.timeout_s)
@@ -620,5 +617,33 @@ class AnswerStage:
         errors = result.errors + ((error,) if error else ())
         return dataclasses.replace(result, answer=answer, timings_ms=timings, errors=errors)
 
+    def _in_thread(self, call) -> asyncio.Future:
+        """Run `call` on a daemon thread of its own. Not an executor: a call stuck in a hung
+        database must not hold the process at exit (executor threads are joined then), and the
+        breaker keeps such threads to one per `open_s`. At most `workers` run at once; more
+        wait for a slot within the caller's timeout."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def settle(value, error) -> None:
+            if not future.done():
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(value)
+
+        def target() -> None:
+            value, error = None, None
+            try:
+                with self._slots:
+                    value = call()
+            except Exception as failure:  # handed to the awaiting coroutine
+                error = failure
+            with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
+                loop.call_soon_threadsafe(settle, value, error)
+
+        threading.Thread(target=target, name="answer", daemon=True).start()
+        return future
+
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Nothing to stop: calls still running end with their database call."""

@@ -273,6 +273,8 @@ class AssistantServer:
             return _response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n", "text/plain")
 
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+        if getattr(request, "method", "GET") != "GET":
+            return _response(HTTPStatus.METHOD_NOT_ALLOWED, b"only GET\n", "text/plain")
         if len(request.path) > MAX_PATH_BYTES:
             return _response(HTTPStatus.REQUEST_URI_TOO_LONG, b"path too long\n", "text/plain")
         for name in ("Host", "Origin", "Authorization"):

@@ -170,113 +170,48 @@ def fixture_audio(stem: str) -> np.ndarray:
     return decode_audio(FIXTURES / row["file"])
 
 
-class RawClient:
-    """A websocket client on a plain socket: it sends what it is told and reads only when asked.
-
-    Built on the websockets sans-I/O client, so a test can be the client the library would
-    not be: one that never reads (`rcvbuf` shrinks its socket buffer so that the server's
-    events back up sooner), or one that sends frames faster than anything is answered.
-    """
-
-    def __init__(self, port: int, path: str = "/ws", headers=(), rcvbuf: int | None = None):
-        import socket
-
-        from websockets.client import ClientProtocol
-        from websockets.uri import parse_uri
-
-        self.sock = socket.socket()
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(10)
-        self.sock.connect(("127.0.0.1", port))
-        self.protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}{path}"))
-        request = self.protocol.connect()
-        for name, value in headers:
-            request.headers[name] = value
-        self.protocol.send_request(request)
-        self._flush()
-        while self.protocol.handshake_exc is None and not self._response():
-            self.protocol.receive_data(self.sock.recv(65536))
-        self.status = self.response.status_code
-
-    def _response(self) -> bool:
-        from websockets.http11 import Response
-
-        self._pending = getattr(self, "_pending", [])
-        for event in self.protocol.events_received():
-            if isinstance(event, Response):
-                self.response = event
-            else:
-                self._pending.append(event)
-        return hasattr(self, "response")
-
-    def _flush(self) -> None:
-        for data in self.protocol.data_to_send():
-            if data:
-                self.sock.sendall(data)
-
-    def send(self, message: str | bytes) -> None:
-        if isinstance(message, str):
-            self.protocol.send_text(message.encode())
-        else:
-            self.protocol.send_binary(message)
-        self._flush()
-
-    def messages(self, timeout: float = 10, reply: bool = True) -> list:
-        """Every text message until the server closes (or `timeout` passes): [str, ...].
-
-        reply=False: leave the server's close (and pings) unanswered, as a client that is
-        gone would."""
-        import time
-
-        out = [f.data.decode() for f in self._pending if f.opcode.name == "TEXT"]
-        self._pending = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                data = self.sock.recv(65536)
-            except (TimeoutError, OSError):
-                break
-            if not data:
-                break
-            self.protocol.receive_data(data)
-            for frame in self.protocol.events_received():
-                if frame.opcode.name == "TEXT":
-                    out.append(frame.data.decode())
-            if reply:
-                self._flush()  # answer the close (and pings)
-            if self.protocol.close_rcvd is not None:
-                break
-        return out
-
-    @property
-    def close_code(self) -> int | None:
-        rcvd = self.protocol.close_rcvd
-        return rcvd.code if rcvd is not None else None
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+from bench.reliability import RawClient, http_status  # noqa: E402, F401  (raw clients, shared)
 
 
-def http_status(port: int, request: bytes, timeout: float = 10) -> int:
-    """Send raw HTTP request bytes; the response's status code (0 when the server hung up)."""
-    import socket
+class VersionAnswer:
+    """An answer whose text is the catalog version the database holds."""
 
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(request)
-        data = b""
-        while b"\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return 0
-            data += chunk
-    return int(data.split(b" ", 2)[1])
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "language": "en", "products": []}
+
+
+class VersionAnswerer:
+    """An answer stage that really reads the database: Inventory.check() per answer."""
+
+    def __init__(self, inventory) -> None:
+        self.inventory = inventory
+        self.calls = 0
+
+    def answer(self, nlu, store, nbest=None):
+        self.calls += 1
+        return VersionAnswer(self.inventory.check())
+
+
+def make_db(path: Path, version: str) -> None:
+    """A small SQLite inventory holding only its catalog version, written beside `path` and
+    moved over it (a new file, as `db init` into a temporary file and a rename would do)."""
+    import os
+
+    from sqlalchemy import create_engine
+
+    from assistant.inventory import db
+
+    tmp = path.with_suffix(".new")
+    tmp.unlink(missing_ok=True)
+    engine = create_engine(f"sqlite:///{tmp}")
+    db.meta.create(engine)
+    with engine.begin() as conn:
+        conn.execute(db.meta.insert(), [{"key": "catalog_version", "value": version}])
+    engine.dispose()
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -292,17 +227,37 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--token")
     p.add_argument("--pad", type=int, default=0)
+    p.add_argument("--max-sessions", type=int, default=16)
     p.add_argument("--send-timeout-s", type=float, default=10.0)
+    p.add_argument("--start-timeout-s", type=float, default=15.0)
+    p.add_argument("--idle-timeout-s", type=float, default=60.0)
+    p.add_argument("--max-buffered-s", type=float, default=600.0)
     p.add_argument("--shutdown-grace-s", type=float, default=15.0)
+    p.add_argument("--db", help="SQLite file: finals answer with its catalog version")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # As `assistant serve` logs: the assistant's own loggers at INFO, libraries at WARNING.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("assistant").setLevel(logging.INFO)
     config = ServerConfig(
         port=0,
         token=args.token,
+        max_sessions=args.max_sessions,
         shutdown_grace_s=args.shutdown_grace_s,
-        limits=SessionLimits(send_timeout_s=args.send_timeout_s, max_buffered_s=600),
+        db_retry_s=0.5,
+        limits=SessionLimits(
+            send_timeout_s=args.send_timeout_s,
+            start_timeout_s=args.start_timeout_s,
+            idle_timeout_s=args.idle_timeout_s,
+            max_buffered_s=args.max_buffered_s,
+        ),
     )
-    server = AssistantServer(config, pipeline=FakePipeline(pad=args.pad), vad_factory=EnergyVad)
+    answerer = None
+    if args.db:
+        from assistant.inventory import Inventory
+
+        answerer = VersionAnswerer(Inventory(f"sqlite:///{args.db}"))
+    pipeline = FakePipeline(answerer=answerer, pad=args.pad)
+    server = AssistantServer(config, pipeline=pipeline, vad_factory=EnergyVad)
 
     async def run() -> None:
         await server.start()

@@ -215,7 +215,10 @@ def open_engine(url: str, read_only: bool = True) -> Engine:
         if "connect_timeout" not in parsed.query:  # the URL may give its own
             connect_args["connect_timeout"] = 5
         if read_only:
-            connect_args["options"] = "-c default_transaction_read_only=on"
+            # A query that runs away ends server-side; an answer waits for no more.
+            connect_args["options"] = (
+                "-c default_transaction_read_only=on -c statement_timeout=5000"
+            )
     try:
         return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
     except ImportError as error:

@@ -25,8 +25,11 @@ from websockets.sync.client import connect
 from ws_harness import (
     FakePipeline,
     RawClient,
+    VersionAnswer,
+    VersionAnswerer,
     fake_server,
     http_status,
+    make_db,
     recv_json,
     recv_until,
     silence_pcm,
@@ -97,6 +100,7 @@ def test_sigterm_with_a_client_that_never_reads_exits_within_the_grace(tmp_path)
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "PYTHONPATH": str(HARNESS.parent.parent)},
     )  # fmt: skip
     stuck = None
     try:
@@ -310,6 +314,7 @@ def test_long_paths_and_duplicated_headers_get_4xx_not_500(fake, caplog):
     assert http_status(port, _get("/" + "a" * 300)) == 404  # ENAMETOOLONG
     assert http_status(port, _get("/" + "a" * 5000)) == 414
     assert http_status(port, _get("/%00x")) == 404
+    assert http_status(port, _get("/").replace(b"GET", b"POST", 1)) == 405
     origin = f"Origin: http://127.0.0.1:{port}"
     assert http_status(port, _get("/ws", *UPGRADE, origin, origin)) == 400
     assert http_status(port, _get("/", "Host: 127.0.0.1")) == 400  # Host twice
@@ -340,43 +345,6 @@ def test_metrics_and_stores_need_the_token_when_one_is_set():
 
 
 # -- 5, 6, 7: the database ---------------------------------------------------------------------
-
-
-class VersionAnswer:
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def to_dict(self) -> dict:
-        return {"text": self.text, "language": "en", "products": []}
-
-
-class InventoryAnswerer:
-    """Answers with the catalog version of a real Inventory (so the database is really read)."""
-
-    def __init__(self, inventory) -> None:
-        self.inventory = inventory
-        self.calls = 0
-
-    def answer(self, nlu, store, nbest=None):
-        self.calls += 1
-        return VersionAnswer(self.inventory.check())
-
-
-def make_db(path: Path, version: str) -> None:
-    """A small SQLite inventory holding only its catalog version, written beside `path` and
-    moved over it (a new file, as `db init` into a temporary file and a rename would do)."""
-    from sqlalchemy import create_engine
-
-    from assistant.inventory import db
-
-    tmp = path.with_suffix(".new")
-    tmp.unlink(missing_ok=True)
-    engine = create_engine(f"sqlite:///{tmp}")
-    db.meta.create(engine)
-    with engine.begin() as conn:
-        conn.execute(db.meta.insert(), [{"key": "catalog_version", "value": version}])
-    engine.dispose()
-    os.replace(tmp, path)
 
 
 def test_inventory_recovers_when_its_sqlite_file_is_replaced(tmp_path):
@@ -424,7 +392,7 @@ def test_database_file_replaced_under_a_running_server(tmp_path):
 
     path = tmp_path / "inventory.sqlite"
     make_db(path, "v1")
-    answerer = InventoryAnswerer(Inventory(f"sqlite:///{path}"))
+    answerer = VersionAnswerer(Inventory(f"sqlite:///{path}"))
     with fake_server(FakePipeline(answerer=answerer), db_retry_s=0.2) as st:
         got, _ = one_final(st.url)
         assert [e["answer"]["text"] for e in got if e["type"] == "final"] == ["v1"]
@@ -513,3 +481,26 @@ def test_a_database_that_hangs_costs_one_connect_timeout():
             with pytest.raises(InventoryUnavailable, match="did not answer"):
                 call()
             assert time.monotonic() - started < 0.5
+
+
+def test_circuit_breaker_opens_on_a_hang_or_repeated_errors_and_tries_again():
+    from assistant.answer import CircuitBreaker
+
+    now = [0.0]
+    breaker = CircuitBreaker(failures_to_open=3, open_s=10.0, clock=lambda: now[0])
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.failure()
+    assert breaker.state == "closed"  # two errors: still trying
+    breaker.failure()
+    assert breaker.state == "open" and not breaker.allow()
+    now[0] = 10.5
+    assert breaker.allow() and not breaker.allow()  # half open: one trial at a time
+    breaker.failure()  # the trial failed: open again
+    assert not breaker.allow()
+    now[0] = 21.0
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state == "closed" and breaker.allow()
+    breaker.failure(hung=True)  # one hang is enough
+    assert breaker.state == "open"
