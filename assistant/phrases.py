@@ -36,6 +36,11 @@ SELECT_MAX_CHARS = 240  # a per-utterance selection: about 60-70 tokens
 SELECT_MAX_PHRASES = 16
 MIN_SCORE = 72.0  # rapidfuzz 0-100; below this a stretch of the draft is not that phrase
 MAX_NGRAM = 4  # longest stretch of the draft compared with a phrase (words)
+# A draft word that is a whole word of a phrase ("coffee" in "Maxwell House coffee") makes the
+# phrase a candidate just above MIN_SCORE: the decoder gets the store's brands of what was
+# named when the brand itself was misheard beyond recognition ("McDonald's coffee").
+SHARED_WORD_SCORE = MIN_SCORE + 2
+MAX_SHARED_WORD_PHRASES = 6  # per draft word: the first ones listed
 # Limits of a client-given list (websocket `start` "phrases", `--phrases FILE`).
 MAX_PHRASES = 500
 MAX_PHRASE_CHARS = 80
@@ -93,6 +98,12 @@ class PhraseIndex:
                 self._entries[lang].append(_Entry(text, folded, len(folded.split()), key))
         self._folded = {lang: [e.folded for e in es] for lang, es in self._entries.items()}
         self._joined = {lang: [f.replace(" ", "") for f in fs] for lang, fs in self._folded.items()}
+        self._by_word: dict[str, dict[str, list[int]]] = {lang: {} for lang in LANGUAGES}
+        for lang, entries in self._entries.items():
+            for i, entry in enumerate(entries):
+                for word in set(entry.folded.split()):
+                    if len(word) >= 4 and word not in STOPWORDS:
+                        self._by_word[lang].setdefault(word, []).append(i)
         self._keys = {lang: [e.key for e in es] for lang, es in self._entries.items()}
 
     @classmethod
@@ -122,8 +133,12 @@ class PhraseIndex:
             return tuple(e.text for e in entries)
         scores: dict[int, float] = {}
         for draft in drafts:
-            for gram in _ngrams(fold(draft).split()):
+            words = fold(draft).split()
+            for gram in _ngrams(words):
                 self._score(gram, language, scores)
+            for word in words:
+                for i in self._by_word[language].get(word, ())[:MAX_SHARED_WORD_PHRASES]:
+                    scores[i] = max(scores.get(i, 0.0), SHARED_WORD_SCORE)
         chosen, chars = [], 0
         for i, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
             text = entries[i].text

@@ -14,8 +14,10 @@ Variants: `text` puts the exact words spoken through the text stages (no first p
 the text side can do); the others decode the audio (first pass settings as the server runs them: 10 s window, beam 8, 5 readings, no
 beam widening), each followed by the deployed second pass, the NLU student and the answerer:
   base           Whisper base, no phrases, language detection trusted (the server before)
-  lid            base, and both languages decoded when detection is below 0.8
-  catalog        lid, and the catalog's phrases chosen per clip from a greedy draft (the new
+  lid            base, and both languages decoded (greedy drafts) when detection is below
+                 0.8, weighed by the detector's log prior; lid-noprior without the prior;
+                 lid95*: the same below 0.95
+  catalog        base, and the catalog's phrases chosen per clip from a greedy draft (the new
                  default of `serve` and `transcribe`)
   catalog-nomerge  the same without the draft's reading merged into the list
 Per variant, language, voice and condition: WER of the final text, brand/product/size/person
@@ -205,7 +207,7 @@ def load_stages(variants: list[str]):
     import copy
     import dataclasses
 
-    from asr.transcriber import Transcriber, TranscriberConfig
+    from asr.transcriber import LID_CONFIDENT, Transcriber, TranscriberConfig
     from assistant.phrases import catalog_phrases
     from assistant.pipeline import Pipeline, PipelineConfig, _load_nlu_and_answerer, _load_reranker
 
@@ -224,9 +226,9 @@ def load_stages(variants: list[str]):
 
     table = {
         "text": (None, None),
-        "base": (view(lid_confident=0.0), None),
-        "lid": (base, None),
-        "lid-noprior": (view(lid_prior=False), None),
+        "base": (base, None),
+        "lid": (view(lid_confident=LID_CONFIDENT), None),
+        "lid-noprior": (view(lid_confident=LID_CONFIDENT, lid_prior=False), None),
         "lid95": (view(lid_confident=0.95), None),
         "lid95-noprior": (view(lid_confident=0.95, lid_prior=False), None),
         "catalog": (base, catalog),

@@ -185,7 +185,14 @@ def test_unsure_language_is_decoded_both_ways(whisper_transcriber, monkeypatch):
     """Detection below LID_CONFIDENT: both languages decoded, the better-scored one kept."""
     from asr.transcriber import LID_CONFIDENT
 
+    import copy
+    import dataclasses
+
     audio = fixture("es_02_leche_lala")["audio"]
+    whisper_transcriber = copy.copy(whisper_transcriber)  # the rule is off by default
+    whisper_transcriber.config = dataclasses.replace(
+        whisper_transcriber.config, lid_confident=LID_CONFIDENT
+    )
     sure = whisper_transcriber.nbest(audio)
     assert sure.extra["languages_decoded"] == [sure.language]
     monkeypatch.setattr(
