@@ -183,10 +183,10 @@ def test_phrases_prompt_the_decoder_per_utterance(whisper_transcriber):
 
 def test_unsure_language_is_decoded_both_ways(whisper_transcriber, monkeypatch):
     """Detection below LID_CONFIDENT: both languages decoded, the better-scored one kept."""
-    from asr.transcriber import LID_CONFIDENT
-
     import copy
     import dataclasses
+
+    from asr.transcriber import LID_CONFIDENT
 
     audio = fixture("es_02_leche_lala")["audio"]
     whisper_transcriber = copy.copy(whisper_transcriber)  # the rule is off by default
