@@ -306,6 +306,21 @@ def summarize(records: list[dict], keys: tuple[str, ...]) -> list[dict]:
     return out
 
 
+def summarize_labels(records: list[dict]) -> list[dict]:
+    """Entity words heard in the top-1 / anywhere in the n-best, per variant, language, label."""
+    groups = defaultdict(list)
+    for r in records:
+        for label, flags in r["entities"].items():
+            groups[(r["variant"], r["language"], label)].append(flags)
+    return [
+        {
+            "variant": v, "language": lang, "label": label, "entities": len(flags),
+            "top1": _share(t for t, _ in flags), "nbest": _share(n for _, n in flags),
+        }
+        for (v, lang, label), flags in sorted(groups.items())
+    ]  # fmt: skip
+
+
 def _wer(rs, languages) -> float:
     by_lang = defaultdict(lambda: ([], []))
     for r, lang in zip(rs, languages, strict=True):
@@ -407,6 +422,11 @@ def markdown(report: dict) -> str:
         for row in report[key]:
             lines.append("| " + " | ".join(str(row[c]) for c in by + cols) + " |")
         lines.append("")
+    lines += ["## Entity words heard, per label", "",
+              "| variant | language | label | entities | top1 | nbest |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for row in report.get("by_label", []):
+        lines.append("| " + " | ".join(str(row[c]) for c in ("variant", "language", "label", "entities", "top1", "nbest")) + " |")  # fmt: skip
+    lines.append("")
     real = report["real"]
     if real and "skipped" not in real:
         decoded = [v for v in report["variants"] if v != "text"]
@@ -470,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         "by_language": summarize(records, ("variant", "language")),
         "by_condition": summarize(records, ("variant", "language", "condition")),
         "by_voice": summarize(records, ("variant", "language", "voice")),
+        "by_label": summarize_labels(records),
         "real": {} if args.no_real else run_real(variants, catalog),
         "records": records,
     }

@@ -20,14 +20,21 @@ from ws_harness import ServerThread  # noqa: E402
 
 @pytest.fixture(scope="session")
 def e2e_pipeline(whisper_transcriber):
-    from assistant.pipeline import Pipeline, PipelineConfig, _load_nlu_and_answerer, _load_reranker
+    from assistant.pipeline import (
+        Pipeline,
+        PipelineConfig,
+        _load_nlu_and_answerer,
+        _load_phrases,
+        _load_reranker,
+    )
 
     config = PipelineConfig()
     parser, answerer, inventory = _load_nlu_and_answerer(config)
     # The shared model with the server's settings (no beam widening), no second load.
     transcriber = copy.copy(whisper_transcriber)
     transcriber.config = dataclasses.replace(transcriber.config, widen_beam=config.widen_beam)
-    return Pipeline(transcriber, _load_reranker(inventory), parser, answerer, config, inventory)
+    reranker, phrases = _load_reranker(inventory), _load_phrases(inventory)  # as the server
+    return Pipeline(transcriber, reranker, parser, answerer, config, inventory, phrases)
 
 
 @pytest.fixture(scope="session")
