@@ -879,32 +879,58 @@ async def run_storm(target: Target, clients: int, rounds: int) -> dict:
     }
 
 
+def _paced(raw: RawClient, utterances: int) -> bool:
+    """Send `utterances` to a client that never reads, each in about 0.1 s (the server keeps
+    up with the audio: what backs up is its events). False once the server dropped us."""
+    try:
+        for _ in range(utterances):
+            for i in range(0, len(UTTERANCE), 3200):
+                raw.send(UTTERANCE[i : i + 3200])
+            time.sleep(0.1)
+    except OSError:
+        return False
+    return True
+
+
+def _metric(target: Target, name: str) -> float:
+    """One sample of the server's /metrics (0 when absent)."""
+    import urllib.request
+
+    query = f"?token={target.token}" if target.token else ""
+    url = f"http://127.0.0.1:{target.port}/metrics{query}"
+    for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _sessions(target: Target) -> int:
+    import urllib.request
+
+    body = urllib.request.urlopen(f"http://127.0.0.1:{target.port}/healthz", timeout=10).read()
+    return json.loads(body)["sessions"]
+
+
+SLOW = 'assistant_errors_total{code="slow_client"}'
+
+
 def run_slow_reader(target: Target, server: HarnessServer | None) -> dict:
-    """A client that sends start and audio and never reads: it must be closed (its slot freed)
-    while a good client is served."""
-    raw = RawClient(
-        target.port, "/ws" + (f"?token={target.token}" if target.token else ""), rcvbuf=4096
-    )
+    """A client that sends start and audio and never reads: it must be closed as slow_client
+    (its slot freed) and a good client served after it."""
+    before = _metric(target, SLOW)
+    path = "/ws" + (f"?token={target.token}" if target.token else "")
+    raw = RawClient(target.port, path, rcvbuf=4096)
     started = time.monotonic()
     closed_after = None
     try:
         raw.send(start())
-        pcm = UTTERANCE * 60
-        try:
-            for i in range(0, len(pcm), 3200):
-                raw.send(pcm[i : i + 3200])
-        except OSError:
-            closed_after = time.monotonic() - started
-        if closed_after is None:  # everything sent: wait for the drop
+        if _paced(raw, 30):
             raw.sock.settimeout(1)
             deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                try:
-                    raw.send(silence(0.1))
-                    time.sleep(0.05)
-                except OSError:
-                    closed_after = time.monotonic() - started
-                    break
+            while time.monotonic() < deadline and _metric(target, SLOW) == before:
+                time.sleep(0.1)
+        if _metric(target, SLOW) > before:
+            closed_after = time.monotonic() - started
     finally:
         raw.close()
     expected, right, problem = asyncio.run(good_client(target))
@@ -968,25 +994,34 @@ async def _answers(target: Target) -> dict:
     }
 
 
-def run_sigterm(server: HarnessServer, target: Target, bound_s: float) -> dict:
-    """SIGTERM while a client that never reads holds a session with finals queued."""
-    raw = RawClient(
-        target.port, "/ws" + (f"?token={target.token}" if target.token else ""), rcvbuf=4096
-    )
-    raw.send(start())
-    with contextlib.suppress(OSError):
-        pcm = UTTERANCE * 12 + tone(1.0)
-        for i in range(0, len(pcm), 3200):
-            raw.send(pcm[i : i + 3200])
-    time.sleep(1.0)
-    exit_s = server.terminate(bound_s + 30)
-    raw.close()
-    return {
-        "exit_s": None if exit_s is None else round(exit_s, 1),
-        "bound_s": bound_s,
-        "exited_within_bound": exit_s is not None and exit_s <= bound_s,
-        "returncode": server.proc.returncode,
-    }
+def run_sigterm(bound_s: float) -> dict:
+    """SIGTERM while a client that never reads holds a session with 200 KB finals queued behind
+    its full socket and an utterance in flight, on a server of its own whose send timeout
+    (600 s) will not close it first: the shutdown bound alone must end it."""
+    server = HarnessServer(
+        "--token", TOKEN, "--pad", "200000", "--send-timeout-s", "600",
+        "--shutdown-grace-s", str(GRACE_S),
+    )  # fmt: skip
+    target = Target(f"ws://127.0.0.1:{server.port}/ws", TOKEN)
+    try:
+        raw = RawClient(server.port, f"/ws?token={TOKEN}", rcvbuf=4096)
+        raw.send(start())
+        _paced(raw, 20)
+        with contextlib.suppress(OSError):
+            raw.send(tone(1.0))
+        connected = _sessions(target)  # the stuck session is there when the signal comes
+        exit_s = server.terminate(bound_s + 30)
+        raw.close()
+        return {
+            "sessions_at_sigterm": connected,
+            "exit_s": None if exit_s is None else round(exit_s, 1),
+            "bound_s": bound_s,
+            "exited_within_bound": exit_s is not None and exit_s <= bound_s,
+            "returncode": server.proc.returncode,
+            "log_problems": server.problems()[:10],
+        }
+    finally:
+        server.kill()
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -1009,7 +1044,7 @@ QUICK = Settings(fuzz_messages=600, fuzz_parallel=2, storm_clients=4, storm_roun
 GRACE_S = 4.0  # the harness server's shutdown_grace_s in a self-started run
 SEND_TIMEOUT_S = 3.0
 # SIGTERM bound: the grace, the goodbye and the close (1 s each), the clean-up, start of exit
-SIGTERM_BOUND_S = GRACE_S + 4.0
+SIGTERM_BOUND_S = GRACE_S + 5.0
 
 
 def run(settings: Settings, url: str | None = None, token: str | None = None) -> dict:
@@ -1049,9 +1084,12 @@ def run(settings: Settings, url: str | None = None, token: str | None = None) ->
         if server is not None:
             report["db_loss"] = asyncio.run(run_db_loss(target, db, settings.db_rounds))
             report["crashed"] = not server.alive
-            report["sigterm"] = run_sigterm(server, target, SIGTERM_BOUND_S)
             report["log_problems"] = server.problems()[:20]
             report["unhandled_exceptions"] = len(server.problems())
+            exit_s = server.terminate(SIGTERM_BOUND_S + 30)  # idle: a plain, quick exit
+            report["crashed"] |= server.proc.returncode not in (0, None) or exit_s is None
+            report["sigterm"] = run_sigterm(SIGTERM_BOUND_S)
+            report["unhandled_exceptions"] += len(report["sigterm"]["log_problems"])
     finally:
         if server is not None:
             server.kill()
@@ -1086,8 +1124,10 @@ def summarize(report: dict) -> dict:
 
 def passed(report: dict) -> bool:
     s = report["summary"]
+    stuck = report.get("sigterm", {}).get("sessions_at_sigterm", 1) >= 1
     return (
-        s["cases_failed"] == 0
+        stuck
+        and s["cases_failed"] == 0
         and s["lost_finals"] == 0
         and s["storm_refused"] == 0
         and s["slow_reader_closed"]

@@ -23,5 +23,6 @@ def test_quick_reliability_suite():
     assert summary["storm_refused"] == 0, report["storm"]
     assert summary["slow_reader_closed"] and report["slow_reader"]["good_client_after"]
     assert summary["db_recovered"], report["db_loss"]
+    assert report["sigterm"]["sessions_at_sigterm"] >= 1  # the stuck client was still there
     assert summary["sigterm_within_bound"], report["sigterm"]
     assert passed(report)
