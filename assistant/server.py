@@ -211,18 +211,19 @@ class AssistantServer:
     async def shutdown(self) -> None:
         """Graceful: refuse new sessions, finish utterances in flight, close with 1001.
 
-        Bounded: sessions get `shutdown_grace_s` to finish; then every connection gets its
-        `shutting_down` event and close within about 2 s more, and one that cannot take them
-        (a client that stopped reading) is dropped, so a stuck client never holds the exit."""
+        Bounded by `shutdown_grace_s`: sessions get all of it but the last 3 s (half of it
+        when it is under 6 s) to finish; then every connection gets its `shutting_down` event
+        and close within 1 s each, and one that cannot take them (a client that stopped
+        reading) is dropped, so a stuck client never holds the exit."""
         if self.shutting_down or self._server is None:
             return
         self.shutting_down = True
         log.info("shutting down: finishing %d session(s)", len(self.sessions))
         self._server.server.close()  # stop accepting connections
         sessions = list(self.sessions)
-        await asyncio.gather(
-            *(s.drain(self.config.shutdown_grace_s) for s in sessions), return_exceptions=True
-        )
+        grace = self.config.shutdown_grace_s
+        drain_s = max(grace - 3 * CLOSE_STEP_S, grace / 2)
+        await asyncio.gather(*(s.drain(drain_s) for s in sessions), return_exceptions=True)
 
         async def goodbye(s: Session) -> None:
             with contextlib.suppress(Exception):

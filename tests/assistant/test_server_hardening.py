@@ -117,7 +117,8 @@ def test_sigterm_with_a_client_that_never_reads_exits_within_the_grace(tmp_path)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=grace + 20)  # raises TimeoutExpired when the exit never comes
-        assert time.monotonic() - sent < grace + 8, "shutdown took longer than its bound"
+        # grace/2 for the utterance in flight, 1 s goodbye, 1 s close, 1 s wait; teardown
+        assert time.monotonic() - sent < grace + 3, "shutdown took longer than its bound"
         assert proc.returncode == 0
         log = proc.stdout.read()
         assert "Traceback" not in log, log
