@@ -291,6 +291,9 @@ class AssistantServer:
             body = {"status": state, "sessions": len(self.sessions)}
             if self.ready and hasattr(self.pipeline, "describe"):
                 body["stages"] = self.pipeline.describe()
+                if self._answers is not None:  # the answer stage the server runs itself
+                    body["stages"]["answer"] = type(self._answers.answerer).__name__
+                    body["database"] = self._answers.breaker.state  # closed, open, half_open
             return _response(status, json.dumps(body).encode(), "application/json")
         if path in ("/stores", "/metrics") and not self._http_token_ok(request, query):
             self.metrics.error(str(ErrorCode.UNAUTHORIZED))

@@ -372,6 +372,12 @@ def test_inventory_recovers_when_its_sqlite_file_is_replaced(tmp_path):
     assert inventory.check() == "v4"
 
 
+def http_body(port: int, path: str) -> bytes:
+    import urllib.request
+
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read()
+
+
 def one_final(url: str) -> tuple[list[dict], float]:
     """One utterance, then stop -> (events up to end, seconds from stop to the final)."""
     with connect(url, open_timeout=10) as ws:
@@ -395,6 +401,8 @@ def test_database_file_replaced_under_a_running_server(tmp_path):
     make_db(path, "v1")
     answerer = VersionAnswerer(Inventory(f"sqlite:///{path}"))
     with fake_server(FakePipeline(answerer=answerer), db_retry_s=0.2) as st:
+        health = json.loads(http_body(st.port, "/healthz"))
+        assert health["stages"]["answer"] == "VersionAnswerer" and health["database"] == "closed"
         got, _ = one_final(st.url)
         assert [e["answer"]["text"] for e in got if e["type"] == "final"] == ["v1"]
         path.write_bytes(b"")  # the database goes away mid-service
