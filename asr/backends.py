@@ -63,6 +63,13 @@ def load_transcriber(config=None, backend: str = "auto", torch_model_dir: Path |
 
     from asr.torch_backend import TorchTranscriber, TorchTranscriberConfig
 
+    if getattr(config, "adapter", None):
+        log.warning(
+            "the %s adapter is merged for CTranslate2 only; the PyTorch backend runs %s",
+            config.adapter,
+            torch_model_dir or "Whisper base",
+        )
+
     fields = {
         name: getattr(config, name)
         for name in (

@@ -51,6 +51,11 @@ DRAFT_MAX_TOKENS = 48
 MAX_COMPRESSION_RATIO = 2.4  # openai/whisper's compression_ratio_threshold
 
 
+# The first-pass adapter `serve` and `transcribe` use unless told otherwise (`--adapter none`:
+# Whisper base as published); chosen on the measurements of docs/hear_the_store.md.
+SERVED_ADAPTER: str | None = None
+
+
 class PhraseSelector(Protocol):
     """Chooses the phrases the decoder is prompted with for one utterance (assistant.phrases).
 
@@ -71,6 +76,9 @@ class TranscriberConfig:
 
     # CTranslate2 Whisper directory; None: the assembled Whisper base (asr.models).
     model_dir: str | Path | None = None
+    # A committed adapter (asr.adapter, e.g. "store-v1") merged into Whisper base by
+    # `assistant models assemble`; None: Whisper base as published.
+    adapter: str | None = SERVED_ADAPTER
     # "auto": CUDA when CTranslate2 sees a GPU and can run on it, else CPU; or "cpu" / "cuda".
     device: str = "auto"
     # "default": int8 on CPU, float16 on CUDA; or any CTranslate2 compute type.
@@ -170,7 +178,7 @@ class Transcriber:
 
             config = replace(config, **overrides)
         self.config = config
-        self.model_dir = resolve_model_dir(config.model_dir)
+        self.model_dir = resolve_model_dir(config.model_dir, config.adapter)
         threads = config.cpu_threads or min(4, os.cpu_count() or 1)
         started = time.perf_counter()
         self.model, self.device, self.compute_type = _load_model(
@@ -245,34 +253,12 @@ class Transcriber:
 
         detected = self._detect(encoded) if any(w == "auto" for w in wanted) else None
         chosen = [detected[i] if w == "auto" else (w, 1.0) for i, w in enumerate(wanted)]
-        # Close calls between English and Spanish (short, robotic, noisy or band-limited
-        # speech) are decoded in both languages; the better-scored reading decides.
-        candidates = [
-            (lang,)
-            if w != "auto" or p >= self.config.lid_confident
-            else (lang, _other(lang, self.config))
-            for w, (lang, p) in zip(wanted, chosen, strict=True)
+        candidates = self._candidate_languages(wanted, chosen)
+        drafted = [
+            len(candidates[i]) > 1 or (bias_terms is None and sel is not None and sel.needs_draft)
+            for i, sel in enumerate(selectors)
         ]
-
-        # Drafts: a greedy unprompted decode in each candidate language, for selectors that
-        # choose phrases from what was heard and for close language calls. The language is
-        # settled on the drafts, before any prompt: a phrase list can make the decoder loop on
-        # list-like text that scores well in the wrong language.
-        def wants_draft(i: int) -> bool:
-            selector = selectors[i]
-            return len(candidates[i]) > 1 or (
-                bias_terms is None and selector is not None and selector.needs_draft
-            )
-
-        draft_jobs = [
-            (i, lang, []) for i in range(len(audios)) if wants_draft(i) for lang in candidates[i]
-        ]
-        drafts = {
-            (i, lang): self._readings(result, lang)
-            for (i, lang, _), result in zip(
-                draft_jobs, self._run(rows, draft_jobs, 1, DRAFT_MAX_TOKENS), strict=True
-            )
-        }
+        drafts = self._drafts(rows, candidates, drafted)
         decided = [
             max(cands, key=lambda c, i=i: self._language_score(drafts[(i, c)], c, chosen[i]))
             if len(cands) > 1
@@ -331,6 +317,33 @@ class Transcriber:
                 )
             )
         return out
+
+    def _candidate_languages(
+        self, wanted: Sequence[str], chosen: Sequence[tuple[str, float]]
+    ) -> list[tuple[str, ...]]:
+        """Languages to draft-decode per utterance: the detected one, and the other one too
+        when detection is below `lid_confident` (short, robotic, noisy or band-limited speech)."""
+        return [
+            (lang,)
+            if w != "auto" or p >= self.config.lid_confident
+            else (lang, _other(lang, self.config))
+            for w, (lang, p) in zip(wanted, chosen, strict=True)
+        ]
+
+    def _drafts(
+        self, rows: np.ndarray, candidates: Sequence[tuple[str, ...]], drafted: Sequence[bool]
+    ) -> dict[tuple[int, str], list[Hypothesis]]:
+        """Greedy unprompted readings {(utterance, language): readings} of the `drafted`
+        utterances in each candidate language: for selectors that choose phrases from what was
+        heard, and for close language calls. The language is settled on these drafts, before
+        any prompt: a phrase list can make the decoder loop on list-like text that scores well
+        in the wrong language."""
+        jobs = [(i, lang, []) for i, todo in enumerate(drafted) if todo for lang in candidates[i]]
+        results = self._run(rows, jobs, 1, DRAFT_MAX_TOKENS)
+        return {
+            (i, lang): self._readings(result, lang)
+            for (i, lang, _), result in zip(jobs, results, strict=True)
+        }
 
     def _language_score(
         self, draft: Sequence[Hypothesis], language: str, detected: tuple[str, float]

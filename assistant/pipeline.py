@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from asr.nbest import NBest
+from asr.transcriber import SERVED_ADAPTER
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class PipelineConfig:
     # Bias each final toward the store's catalog words (assistant.phrases), chosen per utterance
     # from a greedy draft; False decodes unbiased unless the client gives phrases.
     phrases: bool = True
+    # First-pass adapter merged into Whisper base (asr.adapter); None: Whisper base as published.
+    adapter: str | None = SERVED_ADAPTER
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,7 @@ def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
             cpu_threads=config.cpu_threads,
             widen_beam=config.widen_beam,
             window_s=config.window_s,
+            adapter=config.adapter,
         ),
         backend=config.asr_backend,
     )

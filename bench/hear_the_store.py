@@ -388,11 +388,20 @@ def _menu_phrases(path: Path) -> list[str]:
 
 
 def machine() -> dict:
+    """The CPU's model name (/proc/cpuinfo), cores and the 1-minute load average."""
     import os
     import platform
 
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu,
         "cores": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),

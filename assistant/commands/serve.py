@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 
+from asr.transcriber import SERVED_ADAPTER
 from assistant.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,13 @@ def register(subparsers) -> None:
         help="decode unbiased: no catalog phrases unless a client sends its own",
     )
     p.add_argument(
+        "--adapter",
+        default=SERVED_ADAPTER or "none",
+        metavar="NAME",
+        help="first-pass adapter merged into Whisper base by `assistant models assemble` "
+        "(asr/data/adapters/NAME), or none for Whisper base as published (default %(default)s)",
+    )
+    p.add_argument(
         "--asr-backend",
         choices=["auto", "ctranslate2", "torch"],
         default="auto",
@@ -202,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from asr.models import ModelError, resolve_model_dir
 
-        resolve_model_dir(None)
+        resolve_model_dir(None, None if args.adapter == "none" else args.adapter)
     except ModelError as error:
         raise UserError(f"{error}") from error
     pipeline_config = PipelineConfig(
@@ -211,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         phrases=not args.no_phrases,
         window_s=args.window_s,
         asr_backend=args.asr_backend,
+        adapter=None if args.adapter == "none" else args.adapter,
     )
     # A server's progress (models loaded, shutting down) belongs in its log.
     for name in ("assistant", "asr", "rescoring", "nlu"):

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from asr.transcriber import SERVED_ADAPTER
 from assistant.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="any local CTranslate2 Whisper directory (default: the assembled Whisper base)",
+    )
+    parser.add_argument(
+        "--adapter",
+        default=SERVED_ADAPTER or "none",
+        metavar="NAME",
+        help="first-pass adapter merged into Whisper base by `assistant models assemble` "
+        "(asr/data/adapters/NAME), or none for Whisper base as published (default %(default)s)",
     )
     phrases = parser.add_mutually_exclusive_group()
     phrases.add_argument(
@@ -182,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     phrases = load_phrases(args)
     config = TranscriberConfig(
         model_dir=args.asr_model,
+        adapter=None if args.asr_model or args.adapter == "none" else args.adapter,
         device=args.device,
         compute_type=args.compute_type,
         beam_size=args.beam_size,

@@ -108,3 +108,9 @@ def test_phrases_flags(shared_whisper, whisper_transcriber, monkeypatch, tmp_pat
     with pytest.raises(SystemExit):
         main(["transcribe", str(FIXTURE), "--no-phrases", "--phrases", str(path)])
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_adapter_not_assembled_is_a_clean_error(capsys):
+    assert main(["transcribe", str(FIXTURE), "--adapter", "no-such-adapter"]) == 2
+    err = capsys.readouterr().err
+    assert "assistant models assemble" in err and "Traceback" not in err
