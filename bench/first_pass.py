@@ -26,7 +26,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -44,14 +43,9 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 def machine() -> str:
     """CPU model and cores, memory, GPU name: the line each result row carries."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from bench.report import cpu_model
+
+    cpu = cpu_model()
     try:
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):

@@ -46,6 +46,7 @@ from tqdm import tqdm
 from asr.audio import SAMPLE_RATE, decode_audio, resample
 from asr.synth import available_voices, degrade, synthesize, write_wav
 from asr.wer import normalize, wer
+from bench.report import machine_info, write_report
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
@@ -387,27 +388,6 @@ def _menu_phrases(path: Path) -> list[str]:
 # ---- report -------------------------------------------------------------------------------
 
 
-def machine() -> dict:
-    """The CPU's model name (/proc/cpuinfo), cores and the 1-minute load average."""
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-    }
-
-
 def markdown(report: dict) -> str:
     lines = [
         "# Does the first pass hear the store?",
@@ -477,15 +457,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.render:
-        text = markdown(json.loads(args.render.read_text(encoding="utf-8")))
-        if args.markdown:
-            args.markdown.write_text(text)
-        print(text)
+        report = json.loads(args.render.read_text(encoding="utf-8"))
+        print(write_report(report, markdown, None, args.markdown))
         return 0
     logging.basicConfig(level=logging.WARNING)
     if "base" not in args.variants:
         args.variants.insert(0, "base")
-    started = machine()
+    started = machine_info()
     clips = build_clips(args.per_language, args.seed + 1000 * args.dev, args.clips_dir, args.dev)
     variants, pipeline, inventory, catalog = load_stages(args.variants)
     records = run_synthetic(clips, variants, pipeline, inventory)
@@ -503,13 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         "real": {} if args.no_real else run_real(variants, catalog),
         "records": records,
     }
-    report["machine_after"] = machine()
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    text = markdown(report)
-    if args.markdown:
-        args.markdown.write_text(text)
-    print(text)
+    report["machine_after"] = machine_info()
+    print(write_report(report, markdown, args.out, args.markdown))
     return 0
 
 

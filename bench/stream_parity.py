@@ -21,7 +21,6 @@ reading_key), the share with exactly one final, and utterances found wholly in t
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections import defaultdict
@@ -34,7 +33,8 @@ from asr.audio import SAMPLE_RATE, StreamResampler, decode_audio, float32_to_pcm
 from asr.nbest import reading_key
 from asr.streaming import Endpoint, StreamingConfig, StreamingPolicy
 from asr.wer import normalize, wer
-from bench.hear_the_store import REPO, brown_noise, build_clips, machine
+from bench.hear_the_store import REPO, brown_noise, build_clips
+from bench.report import machine_info, write_report
 
 log = logging.getLogger(__name__)
 RATES = (8000, 16000, 44100, 48000)
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     transcriber = Transcriber(
         TranscriberConfig(nbest=server.nbest, widen_beam=False, window_s=server.window_s)
     )
-    started = machine()
+    started = machine_info()
     clips = build_clips(args.per_language, args.seed + 1000 * args.dev, args.clips_dir, args.dev)
     records = run(clips, transcriber, config)
     report = {
@@ -192,12 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "by_rate": summarize(records, ("rate",)),
         "records": records,
     }  # fmt: skip
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    text = markdown(report)
-    if args.markdown:
-        args.markdown.write_text(text)
-    print(text)
+    print(write_report(report, markdown, args.out, args.markdown))
     return 0
 
 
