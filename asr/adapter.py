@@ -39,7 +39,12 @@ log = logging.getLogger(__name__)
 ADAPTERS_DIR = Path(__file__).resolve().parent / "data" / "adapters"
 DEFAULT_ADAPTER = "store-v1"
 # sha256 of each committed adapter's files: a changed or truncated file is refused.
-ADAPTER_SHA256: dict[str, dict[str, str]] = {}
+ADAPTER_SHA256: dict[str, dict[str, str]] = {
+    "store-v1": {
+        "adapter.json": "1ef99f2cf03883a836f991be97ddf4b26822665ad86f27636a13c2ecac4f20c3",
+        "adapter.npz": "abb7014e196ed8494759d80b2c5ee37c26f5eb50f2cbbba55a7d8b02562586ff",
+    },
+}
 ADAPTED_MARKER = ".adapted"
 CT2_BINARY_VERSION = 6
 CT2_DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")

@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     assemble.add_argument(
         "--force", action="store_true", help="re-assemble even when already verified"
     )
+    assemble.add_argument(
+        "--adapter",
+        default="store-v1",
+        help="also write base + this committed decoder adapter (sha256-checked) to "
+        "<cache home>/whisper-base-ADAPTER; 'none' to skip (default: store-v1)",
+    )
     for name in ("check", "status"):
         sub = actions.add_parser(name, help="re-hash the assembled files and report each one")
         sub.add_argument("--dir", type=Path, default=None, help="model directory to check")
@@ -43,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
         except models.ModelError as error:
             raise UserError(str(error)) from error
         print(f"Whisper base ready in {path} (sha256 verified)")
+        if args.adapter and args.adapter != "none":
+            from asr import adapter
+
+            try:
+                adapted = adapter.assemble_adapted(path, adapter=args.adapter, force=args.force)
+            except models.ModelError as error:
+                raise UserError(str(error)) from error
+            print(f"Whisper base + {args.adapter} adapter ready in {adapted} (sha256 verified)")
         return 0
     results = models.check(model_dir)
     for result in results:

@@ -57,6 +57,9 @@ class EvalConfig:
     threads: int = 2
     coffee_limit: int = 150
     dev_limit: int = 0  # 0: every dev clip (a smaller number for a smoke run)
+    heldout_n: int = 64  # clips of held-out voices and conditions
+    # Parts to run; the others are kept from the existing JSON report.
+    parts: tuple[str, ...] = ("dev", "real", "heldout")
     seed: int = 13
 
 
@@ -263,6 +266,109 @@ def real_report(models: dict[str, Path], cfg: EvalConfig) -> dict:
     return report
 
 
+# ---- held-out voices and conditions -------------------------------------------------------
+
+HELD_OUT_VOICES = {"en": ("pico-en-GB", "espeak-en-029"), "es": ("pico-es-ES", "espeak-es-419-f2")}
+
+
+def mu_law_telephone(audio: np.ndarray) -> np.ndarray:
+    """G.711-style channel: 8 kHz, mu-law companded to 8 bits, expanded, back to 16 kHz."""
+    from asr.audio import SAMPLE_RATE, resample
+
+    narrow = np.clip(resample(audio, SAMPLE_RATE, 8000), -1, 1)
+    mu = 255.0
+    coded = np.sign(narrow) * np.log1p(mu * np.abs(narrow)) / np.log1p(mu)
+    coded = np.round((coded + 1) / 2 * 255) / 255 * 2 - 1
+    expanded = np.sign(coded) * ((1 + mu) ** np.abs(coded) - 1) / mu
+    return resample(expanded.astype(np.float32), 8000, SAMPLE_RATE)[: len(audio)]
+
+
+def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    walk = np.cumsum(rng.standard_normal(n))
+    walk -= np.linspace(walk[0], walk[-1], n)  # no drift
+    return (walk / (np.std(walk) + 1e-12)).astype(np.float32)
+
+
+def heldout_condition(audio: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """The evaluation's kinds, none of them trained on: brown noise 5-15 dB, RT60 0.7-1.0 s,
+    mu-law telephone."""
+    from lab.whisper_adapt import augment
+
+    if kind == "brown":
+        noise = brown_noise(len(audio), rng)
+        snr = rng.uniform(5, 15)
+        return (audio + noise * np.sqrt(np.mean(audio**2) / 10 ** (snr / 10))).astype(np.float32)
+    if kind == "reverb":
+        out = augment.reverberate(audio, float(rng.uniform(0.7, 1.0)), rng)
+        return (out * 0.9 / max(1e-6, float(np.max(np.abs(out))))).astype(np.float32)
+    if kind == "telephone":
+        return mu_law_telephone(audio)
+    return audio
+
+
+def heldout_report(models: dict[str, Path], cfg: EvalConfig) -> dict:
+    """Held-out voices (Pico en-GB/es-ES, espeak-ng en-029/es-419-f2) reading dev-split texts
+    under held-out conditions, through asr.transcriber (no prompt, and a phrase list)."""
+    from asr.synth import synthesize
+    from asr.transcriber import Transcriber
+
+    dcfg = adapt_data.DataConfig()
+    rng = random.Random(cfg.seed + 7)
+    texts = adapt_data.select_texts(dcfg, "dev", cfg.heldout_n * 2, rng)
+    used = {r["text"] for r in adapt_data.load_split(Path(cfg.data) / "dev")[0]}
+    texts = [t for t in texts if t["text"] not in used][: cfg.heldout_n]
+    kinds = ("clean", "brown", "reverb", "telephone")
+    pools = json.loads((Path(cfg.data) / "phrase_pools.json").read_text())
+    clips = []
+    for i, row in enumerate(texts):
+        voice = HELD_OUT_VOICES[row["language"]][i % 2]
+        kind = kinds[(i // 2) % len(kinds)]
+        audio = synthesize(row["text"], voice, rate=rng.uniform(0.9, 1.1))
+        audio = heldout_condition(audio, kind, np.random.default_rng(i))
+        clips.append({**row, "voice": voice, "kind": kind, "audio": audio})
+    prompts = dev_prompts(clips, pools, cfg.seed + 7)
+    report: dict = {"clips": len(clips), "results": {}}
+    for name, model_dir in models.items():
+        asr = Transcriber(model_dir=model_dir, window_s=10, beam_size=cfg.beam, nbest=1,
+                          cpu_threads=cfg.threads, widen_beam=False)  # fmt: skip
+        for mode in ("no prompt", "phrase list"):
+            hyps = [
+                asr.nbest(c["audio"], language=c["language"],
+                          bias_terms=tuple(prompts[i]) if mode == "phrase list" else ()).hypotheses[0].text
+                for i, c in enumerate(clips)
+            ]  # fmt: skip
+            groups: dict[str, list[int]] = defaultdict(list)
+            for i, c in enumerate(clips):
+                groups[f"lang={c['language']}"].append(i)
+                groups[f"condition={c['kind']}"].append(i)
+                groups[f"voice={c['voice']}"].append(i)
+            report["results"][f"{name} / {mode}"] = {
+                "wer": wer([c["text"] for c in clips], hyps, [c["language"] for c in clips]),
+                "phrase_recall": phrase_recall(clips, hyps),
+                "groups": {
+                    k: {
+                        "n": len(idx),
+                        "wer": wer(
+                            [clips[i]["text"] for i in idx],
+                            [hyps[i] for i in idx],
+                            [clips[i]["language"] for i in idx],
+                        ),
+                    }
+                    for k, idx in sorted(groups.items())
+                },  # fmt: skip
+                "examples": [
+                    {"ref": clips[i]["text"], "hyp": hyps[i]} for i in range(0, len(clips), 8)
+                ],
+            }
+            log.info(
+                "held-out %s / %s: WER %.3f",
+                name,
+                mode,
+                report["results"][f"{name} / {mode}"]["wer"],
+            )
+    return report
+
+
 # ---- the report -------------------------------------------------------------------------------
 
 
@@ -286,6 +392,9 @@ def run(cfg: EvalConfig) -> dict:
     )
     models = {"base": base, "adapted": adapted}
     adapter_config = json.loads((Path(cfg.adapter) / "adapter.json").read_text())
+    previous_path = Path(cfg.out).with_suffix(".json")
+    previous = json.loads(previous_path.read_text()) if previous_path.is_file() else {}
+    runners = {"dev": dev_report, "real": real_report, "heldout": heldout_report}
     report = {
         "config": asdict(cfg),
         "machine": info,
@@ -295,11 +404,12 @@ def run(cfg: EvalConfig) -> dict:
                 f: ct2_adapter.sha256_file(Path(cfg.adapter) / f)
                 for f in ("adapter.json", "adapter.npz")
             },
+            "merged_model_bin_sha256": ct2_adapter.model_sha256(adapted),
             "history": adapter_config.get("history"),
         },
-        "dev": dev_report(models, cfg),
-        "real": real_report(models, cfg),
     }
+    for part, runner in runners.items():
+        report[part] = runner(models, cfg) if part in cfg.parts else previous.get(part, {})
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(cfg.out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
@@ -387,6 +497,27 @@ def render_tables(report: dict) -> str:
         )
     n_per = next(iter(results.values()))["groups"] if results else {}
     lines += ["", "Clips per group: " + ", ".join(f"{k} {v['n']}" for k, v in n_per.items()), ""]
+    held = report.get("heldout") or {}
+    if held.get("results"):
+        hres = held["results"]
+        hkeys = sorted({k for r in hres.values() for k in r["groups"]})
+        lines += [
+            f"### Held-out voices and conditions ({held['clips']} clips: Pico en-GB/es-ES, "
+            "espeak-ng en-029/es-419-f2; clean, brown noise 5-15 dB, RT60 0.7-1.0 s, mu-law "
+            "telephone; dev-split texts)",
+            "",
+            "| model / prompt | WER | phrase recall | " + " | ".join(hkeys) + " |",
+            "| --- | --- | --- |" + " --- |" * len(hkeys),
+        ]
+        for name, r in hres.items():
+            cells = [_pct(r["groups"][k]["wer"]) if k in r["groups"] else "" for k in hkeys]
+            lines.append(
+                f"| {name} | {_pct(r['wer'])} | {_pct(r['phrase_recall'])} | "
+                + " | ".join(cells)
+                + " |"
+            )
+        n_h = next(iter(hres.values()))["groups"]
+        lines += ["", "Clips per group: " + ", ".join(f"{k} {v['n']}" for k, v in n_h.items()), ""]
     real = report.get("real") or {}
     if real.get("files"):
         lines += [

@@ -64,6 +64,9 @@ class TrainConfig:
     batch: int = 16
     eval_every: int = 100
     patience: int = 4  # evaluations without a better dev loss before stopping
+    # Wall-clock budget in minutes (0: none): the learning rate decays with whichever of steps
+    # and time is further along, and training stops at the evaluation after the budget.
+    max_minutes: float = 0.0
     prompt_share: float = 0.5
     drop_right_share: float = 0.15  # of prompted examples: distractors only
     distractors: tuple[int, ...] = (1, 6)  # min, max distractor phrases
@@ -272,16 +275,23 @@ def fit(model, tokenizer, cfg: TrainConfig, progress: bool = True) -> tuple[dict
     params = [p for lora in layers.values() for p in (lora.a, lora.b)]
     log.info("LoRA: %d layers, %d parameters", len(layers), sum(p.numel() for p in params))
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    started = time.perf_counter()
+
+    def progress_share(step: int) -> float:
+        share = step / cfg.steps
+        if cfg.max_minutes:
+            share = max(share, (time.perf_counter() - started) / 60 / cfg.max_minutes)
+        return min(1.0, share)
+
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: min(1.0, (s + 1) / cfg.warmup) * max(0.05, 1 - s / cfg.steps),
+        lambda s: min(1.0, (s + 1) / cfg.warmup) * max(0.05, 1 - progress_share(s)),
     )
     history = {"dev_loss": [(0, dev_loss(model, dev_rows, dev_shards, tokenizer, sp, pools, cfg))]}
     best, best_state, stale = history["dev_loss"][0][1], None, 0
     log.info("dev loss before training: %.4f", best)
     model.train()
     order: list[int] = []
-    started = time.perf_counter()
     bar = tqdm(range(1, cfg.steps + 1), desc="train", disable=not progress, mininterval=10)
     running = None
     for step in bar:
@@ -300,7 +310,8 @@ def fit(model, tokenizer, cfg: TrainConfig, progress: bool = True) -> tuple[dict
         value = loss.item()
         running = value if running is None else 0.95 * running + 0.05 * value
         bar.set_postfix(loss=f"{running:.3f}")
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        out_of_time = cfg.max_minutes and progress_share(step) >= 1.0
+        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
             value = dev_loss(model, dev_rows, dev_shards, tokenizer, sp, pools, cfg)
             history["dev_loss"].append((step, value))
             log.info("step %d: train %.4f, dev %.4f", step, running, value)
@@ -315,6 +326,11 @@ def fit(model, tokenizer, cfg: TrainConfig, progress: bool = True) -> tuple[dict
                 if stale >= cfg.patience:
                     log.info("no better dev loss in %d evaluations: stopping", stale)
                     break
+            if out_of_time:
+                log.info(
+                    "time budget of %.0f min spent at step %d: stopping", cfg.max_minutes, step
+                )
+                break
     history.update(
         steps_run=step, seconds=round(time.perf_counter() - started, 1), best_dev_loss=best
     )
