@@ -458,6 +458,11 @@ def write_card(report: dict, adapter_config: dict, folder: Path, cfg: EvalConfig
                 }
                 for k, v in real.get("coffee", {}).items()
             },
+            "heldout": {
+                k: {"wer": v["wer"], "phrase_recall": v["phrase_recall"]}
+                for k, v in (report.get("heldout") or {}).get("results", {}).items()
+            },
+            "merged_model_bin_sha256": report["adapter"].get("merged_model_bin_sha256"),
             "report": "docs/whisper_adaptation.md",
         },
         "rebuild": "bash lab/whisper_adapt/rebuild.sh  (then record the printed sha256 in "
