@@ -58,6 +58,9 @@ class EvalConfig:
     coffee_limit: int = 150
     dev_limit: int = 0  # 0: every dev clip (a smaller number for a smoke run)
     heldout_n: int = 64  # clips of held-out voices and conditions
+    # Scale of the adapter's update for a diagnostic run (1.0: the adapter as shipped). A run
+    # with another strength writes no card.json.
+    strength: float = 1.0
     # Parts to run; the others are kept from the existing JSON report.
     parts: tuple[str, ...] = ("dev", "real", "heldout")
     seed: int = 13
@@ -387,8 +390,11 @@ def machine() -> dict:
 def run(cfg: EvalConfig) -> dict:
     info = machine()
     base = default_model_dir()
+    adapter_path = Path(cfg.adapter)
+    if cfg.strength != 1.0:
+        adapter_path = scaled_adapter(adapter_path, cfg.strength, Path(cfg.work) / "scaled")
     adapted = ct2_adapter.assemble_adapted(
-        base, Path(cfg.work) / "adapted", adapter=Path(cfg.adapter), force=True
+        base, Path(cfg.work) / "adapted", adapter=adapter_path, force=True
     )
     models = {"base": base, "adapted": adapted}
     adapter_config = json.loads((Path(cfg.adapter) / "adapter.json").read_text())
@@ -414,8 +420,19 @@ def run(cfg: EvalConfig) -> dict:
     out = Path(cfg.out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     write_markdown(report, out.with_suffix(".md"))
-    write_card(report, adapter_config, Path(cfg.adapter), cfg)
+    if cfg.strength == 1.0:
+        write_card(report, adapter_config, Path(cfg.adapter), cfg)
     return report
+
+
+def scaled_adapter(folder: Path, strength: float, out: Path) -> Path:
+    """A copy of the adapter whose updates are `strength` times the original (b scaled)."""
+    loaded = ct2_adapter.load_adapter(folder)
+    targets = [
+        ct2_adapter.Target(t.variable, t.start, t.stop, t.a, t.b * strength) for t in loaded.targets
+    ]
+    ct2_adapter.save_adapter(out, loaded.name, targets, {"strength": strength})
+    return out
 
 
 def write_card(report: dict, adapter_config: dict, folder: Path, cfg: EvalConfig) -> Path:
