@@ -20,6 +20,8 @@ beam widening), each followed by the deployed second pass, the NLU student and t
   catalog        base, and the catalog's phrases chosen per clip from a greedy draft (the new
                  default of `serve` and `transcribe`)
   catalog-nomerge  the same without the draft's reading merged into the list
+  adapted        Whisper base with the store-v1 adapter (asr/data/adapters, lab/whisper_adapt),
+                 no phrases; adapted-catalog: with the catalog's phrases
 Per variant, language, voice and condition: WER of the final text, brand/product/size/person
 words heard in the top-1 and anywhere in the n-best, answer accuracy, first-pass latency (ms,
 median) and its ratio to `base` measured in the same run, clip by clip interleaved.
@@ -235,6 +237,10 @@ def load_stages(variants: list[str]):
         "catalog": (base, catalog),
         "catalog-nomerge": (view(merge_draft=False), catalog),
     }
+    if any(v.startswith("adapted") for v in variants):  # Whisper base + the store-v1 adapter
+        adapted = Transcriber(dataclasses.replace(base.config, adapter="store-v1"))
+        table["adapted"] = (adapted, None)
+        table["adapted-catalog"] = (adapted, catalog)
     return {v: table[v] for v in variants}, pipeline, inventory, catalog
 
 
@@ -358,6 +364,9 @@ def run_real(variants, catalog) -> dict:
     labels = json.loads((REAL / "picovoice-dev" / "labels.json").read_text())
     menu = PhraseIndex.from_lines(_menu_phrases(REAL / "picovoice-dev" / "coffee_maker.yaml"))
     setups = {"base": (base, None), "menu": (base, menu), "catalog": (base, catalog)}
+    if "adapted" in variants:
+        adapted, _ = variants["adapted"]
+        setups.update({"adapted": (adapted, None), "adapted-menu": (adapted, menu)})
     counts = {k: [0, 0, 0] for k in setups}  # clips with every slot word, slot words heard, total
     for file, label in tqdm(sorted(labels.items()), desc="coffee orders"):
         audio = decode_audio(REAL / "picovoice-dev" / "audio" / file)
