@@ -24,7 +24,6 @@ import json
 import logging
 import re
 import shutil
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,6 @@ from asr.models import cache_home, default_model_dir
 
 log = logging.getLogger(__name__)
 
-_CT2_DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 # Files copied beside the converted weights so the folder is self-contained (no faster-whisper
 # or CTranslate2 needed where it runs).
 _SIDE_FILES = ("tokenizer.json", "config.json")
@@ -49,46 +47,19 @@ def read_ct2_variables(model_bin: Path) -> tuple[str, dict[str, np.ndarray]]:
     """Parse a CTranslate2 model.bin: (spec name, {variable name: array}), aliases resolved.
 
     Arrays are views over one in-memory copy of the file (float16 for the Whisper base
-    package); bfloat16 variables are widened to float32 since numpy has no bfloat16.
+    package); bfloat16 variables are widened to float32 since numpy has no bfloat16. The
+    parsing itself is asr.adapter's reader (the one that also writes model.bin back).
     """
-    data = Path(model_bin).read_bytes()
-    offset = 0
+    from asr.adapter import read_ct2_model
 
-    def take(fmt: str):
-        nonlocal offset
-        values = struct.unpack_from("<" + fmt, data, offset)
-        offset += struct.calcsize("<" + fmt)
-        return values[0]
-
-    def take_string() -> str:
-        nonlocal offset
-        length = take("H")
-        text = data[offset : offset + length - 1].decode("utf-8")
-        offset += length
-        return text
-
-    version = take("I")
-    if version != 6:
-        raise ValueError(f"{model_bin}: CTranslate2 binary version {version}, expected 6")
-    spec = take_string()
-    take("I")  # spec revision: not needed for the mapping
-    variables: dict[str, np.ndarray] = {}
-    for _ in range(take("I")):
-        name = take_string()
-        shape = tuple(take("I") for _ in range(take("B")))
-        dtype = _CT2_DTYPES[take("B")]
-        nbytes = take("I")
-        raw = data[offset : offset + nbytes]
-        offset += nbytes
-        if dtype == "bfloat16":
-            array = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
-        else:
-            array = np.frombuffer(raw, dtype)
-        variables[name] = array.reshape(shape)
-    for _ in range(take("I")):
-        alias, target = take_string(), take_string()
+    model = read_ct2_model(model_bin)
+    variables = {
+        name: (array.astype(np.uint32) << 16).view(np.float32) if name in model.bf16 else array
+        for name, array in model.variables.items()
+    }
+    for alias, target in model.aliases:
         variables[alias] = variables[target]
-    return spec, variables
+    return model.spec, variables
 
 
 def _count_layers(variables: dict[str, np.ndarray], prefix: str) -> int:
