@@ -266,9 +266,11 @@ class Transcriber:
             for i, cands in enumerate(candidates)
         ]
 
+        given = None if bias_terms is None else self._encode_bias(bias_terms)
+
         def bias_for(i: int, lang: str) -> list[int]:
-            if bias_terms is not None:
-                return self._encode_bias(bias_terms)
+            if given is not None:
+                return given
             if selectors[i] is None:
                 return self._bias_tokens
             heard = [h.text for h in drafts.get((i, lang), [])]

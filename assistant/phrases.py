@@ -105,6 +105,11 @@ class PhraseIndex:
                     if len(word) >= 4 and word not in STOPWORDS:
                         self._by_word[lang].setdefault(word, []).append(i)
         self._keys = {lang: [e.key for e in es] for lang, es in self._entries.items()}
+        # A language whose whole list fits the prompt gets all of it, with no draft.
+        self._whole = {
+            lang: _chars(e.text for e in es) <= STATIC_MAX_CHARS
+            for lang, es in self._entries.items()
+        }
 
     @classmethod
     def from_lines(cls, lines: Iterable[str]) -> PhraseIndex:
@@ -118,7 +123,7 @@ class PhraseIndex:
     @property
     def needs_draft(self) -> bool:
         """True when a language's list is too long to go to the decoder whole."""
-        return any(_chars(e.text for e in es) > STATIC_MAX_CHARS for es in self._entries.values())
+        return not all(self._whole.values())
 
     def select(self, drafts: Sequence[str], language: str) -> tuple[str, ...]:
         """The phrases to prompt one utterance with, best match first.
@@ -129,7 +134,7 @@ class PhraseIndex:
         entries = self._entries.get(language, [])
         if not entries:
             return ()
-        if _chars(e.text for e in entries) <= STATIC_MAX_CHARS:
+        if self._whole[language]:
             return tuple(e.text for e in entries)
         scores: dict[int, float] = {}
         for draft in drafts:

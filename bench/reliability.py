@@ -278,8 +278,7 @@ async def good_client(target: Target, utterances: int = 1) -> tuple[int, int, st
         if ready.get("type") != "ready":
             return utterances, 0, f"start answered {ready}"
         for _ in range(utterances):
-            for i in range(0, len(UTTERANCE), 3200):
-                await ws.send(UTTERANCE[i : i + 3200])
+            await _send_utterance(ws)
             await asyncio.sleep(0.01)
         await ws.send('{"type": "stop"}')
         events = []
@@ -361,6 +360,12 @@ async def probe(
     if [c for c in errors if c in codes] != list(codes):
         return f"errors {errors}, expected {list(codes)}"
     return None
+
+
+async def _send_utterance(ws) -> None:
+    """One utterance (tone then silence) in frames of 3,200 bytes (0.1 s)."""
+    for i in range(0, len(UTTERANCE), 3200):
+        await ws.send(UTTERANCE[i : i + 3200])
 
 
 async def _next_type(ws) -> str | None:
@@ -604,8 +609,7 @@ async def _start_after_stop(target: Target) -> str | None:
     try:
         await ws.send(start())
         await _next_type(ws)
-        for i in range(0, len(UTTERANCE), 3200):
-            await ws.send(UTTERANCE[i : i + 3200])
+        await _send_utterance(ws)
         await ws.send('{"type": "stop"}')
         await ws.send(start())
         kinds = [await _next_type(ws) for _ in range(3)]
@@ -977,8 +981,7 @@ async def _answers(target: Target) -> dict:
     try:
         await ws.send(start())
         await _next_type(ws)
-        for i in range(0, len(UTTERANCE), 3200):
-            await ws.send(UTTERANCE[i : i + 3200])
+        await _send_utterance(ws)
         await ws.send('{"type": "stop"}')
         while not events or events[-1]["type"] != "end":
             events.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
