@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 
-from asr.wer import SUPPORTED, normalize, strip_accents
+from textnorm import SUPPORTED, normalize, strip_accents
 
 
 def reading_key(text: str, language: str | None = None) -> str:

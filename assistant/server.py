@@ -61,7 +61,7 @@ class ServerConfig:
     batch_wait_ms: float = 5.0  # how long a final waits for finals of other sessions
     # Finals decoded together in one nbest_batch call. None: 8 on CUDA, 1 on CPU, where a batch
     # costs about as much as its decodes in sequence, so the first final would wait for all
-    # (scripts/bench_latency.py: docs/latency.md against docs/latency_batch8.md).
+    # (lab/bench/latency.py: docs/latency.md against docs/latency_batch8.md).
     max_batch: int | None = None
     # Continuous batching of finals (asr.torch_continuous): each final joins the running
     # beam search at the next decoder step instead of waiting for the batch before it.

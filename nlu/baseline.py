@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from nlu.corpus import numbers as _numbers
 from nlu.schema import Entity, NluResult
+from textnorm import numbers as _numbers
 
 # Surface forms too common to be entity names on their own ("on" as a mishearing of onn.,
 # "all" the detergent): a gazetteer phrase of one such token is ignored.

@@ -1,7 +1,7 @@
 """The runtime parser: the distilled student in ONNX Runtime, tokenized with `tokenizers`.
 
 No PyTorch here. A model directory holds model.int8.onnx and/or model.onnx, tokenizer.json,
-labels.json, config.json and card.json (nlu.export, nlu.evaluate).
+labels.json, config.json and card.json (lab.nlu.export, lab.nlu.evaluate).
 
     parser = load_default_parser()          # None when no student is installed
     parser.parse("cuántos pañales huggies talla cuatro tenemos").to_dict()
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nlu.decode import decode
+from nlu.onnx import onnx_providers
 from nlu.schema import INTENTS, NluResult
 
 log = logging.getLogger(__name__)
@@ -122,24 +123,6 @@ class OnnxParser:
 
     def parse(self, text: str, language: str | None = None) -> NluResult:
         return self.parse_batch([text], [language])[0]
-
-
-def onnx_providers(device: str = "auto") -> list[str]:
-    """ONNX Runtime execution providers for `device`: "auto", "cpu" or "cuda".
-
-    "auto" takes CUDA when this onnxruntime build has it (the onnxruntime-gpu wheel) and the
-    CPU otherwise; nodes CUDA lacks (the int8 MatMulInteger of a quantized model) run on the
-    CPU provider by themselves. The rescorer's runtime uses the same choice.
-    """
-    import onnxruntime as ort  # noqa: PLC0415
-
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, not {device!r}")
-    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
-        raise RuntimeError("device 'cuda' needs onnxruntime-gpu: pip install onnxruntime-gpu")
-    return ["CPUExecutionProvider"]
 
 
 def load_default_parser(

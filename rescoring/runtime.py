@@ -62,7 +62,7 @@ class Reranker:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from nlu.runtime import onnx_providers
+        from nlu.onnx import onnx_providers
 
         self.model_dir = Path(model_dir)
         raw = json.loads((self.model_dir / "config.json").read_text())

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fine-tune the NLU teacher and distil the student (nlu.train), on a GPU when there is one.
+# Fine-tune the NLU teacher and distil the student (lab.nlu.train), on a GPU when there is one.
 #
 #   scripts/train_nlu.sh prepare            # here: prune vocabulary, pack teacher + corpus into .gpu_nlu/
 #   scripts/train_nlu.sh train [ARGS...]    # on the GPU machine (or here): train, pack results into $OUT
@@ -23,7 +23,7 @@ HYPER=(--batch-size 128 --teacher-epochs 0.5 --teacher-lr 8e-5 --student-batch-s
 
 case "${1:-}" in
 prepare)
-  "$PY" -m nlu.train prepare --corpus build/corpus --out build/nlu/init
+  "$PY" -m lab.nlu.train prepare --corpus build/corpus --out build/nlu/init
   mkdir -p "$DATA/init"
   cp build/nlu/init/tokenizer.json build/nlu/init/teacher-q4.safetensors "$DATA/init/"
   for split in train test; do  # only the fields training reads
@@ -42,15 +42,15 @@ train)
   mkdir -p "$DATA/corpus" "$OUT"
   for f in "$DATA"/*.gz; do gunzip -c "$f" > "$DATA/corpus/$(basename "${f%.gz}")"; done
   EVAL=(--eval-sets test "$DATA/asr_fixtures.jsonl")
-  "$PY" -m nlu.train run --corpus "$DATA/corpus" --init "$DATA/init" --out "$RUN" "${EVAL[@]}" "${HYPER[@]}" "$@"
-  "$PY" -m nlu.train pack --run "$RUN" --out "$OUT"
+  "$PY" -m lab.nlu.train run --corpus "$DATA/corpus" --init "$DATA/init" --out "$RUN" "${EVAL[@]}" "${HYPER[@]}" "$@"
+  "$PY" -m lab.nlu.train pack --run "$RUN" --out "$OUT"
   cp "$RUN/metrics.json" "$OUT/metrics.json"
   [ "${NLU_ABLATIONS:-1}" = 1 ] || exit 0
-  "$PY" -m nlu.train run --corpus "$DATA/corpus" --init "$DATA/init" --out "$RUN" "${EVAL[@]}" "${HYPER[@]}" --ablations "$@"
+  "$PY" -m lab.nlu.train run --corpus "$DATA/corpus" --init "$DATA/init" --out "$RUN" "${EVAL[@]}" "${HYPER[@]}" --ablations "$@"
   cp "$RUN/metrics.json" "$OUT/metrics.json"
   ;;
 unpack)
-  "$PY" -m nlu.train unpack --packed "$2" --init build/nlu/init --out build/nlu/run
+  "$PY" -m lab.nlu.train unpack --packed "$2" --init build/nlu/init --out build/nlu/run
   ;;
 cpu)
   # Stages 4 (label-preserving augmentation) and 5 (quantization-aware training) continue the
@@ -61,8 +61,8 @@ cpu)
   COMMON=(--corpus build/corpus --init build/nlu/init --device cpu --teacher-dir build/nlu/run/teacher
           --stages aug qat --aug-rows 40000 --aug-kd 0 --qat-epochs 0.2 --student-lr 1e-4
           --student-batch-size 64 --eval-sets dev test build/nlu/asr_fixtures.jsonl --eval-limit 4000)
-  "$PY" -m nlu.train run "${COMMON[@]}" --init-student build/nlu/run/student --out build/nlu/run_aug "$@"
-  "$PY" -m nlu.train run "${COMMON[@]}" --init-student build/nlu/run_aug/ckpt/student-aug \
+  "$PY" -m lab.nlu.train run "${COMMON[@]}" --init-student build/nlu/run/student --out build/nlu/run_aug "$@"
+  "$PY" -m lab.nlu.train run "${COMMON[@]}" --init-student build/nlu/run_aug/ckpt/student-aug \
     --aug-pseudo 0.5 --seed 14 --out build/nlu/run_aug2 "$@"
   cp build/nlu/run_aug/metrics.json docs/nlu_training_cpu_metrics.json
   cp build/nlu/run_aug2/metrics.json docs/nlu_training_cpu2_metrics.json

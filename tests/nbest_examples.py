@@ -1,8 +1,8 @@
-"""Tiny in-memory n-best lists (rescoring.data.NBestExample) for the rescoring tests."""
+"""Tiny in-memory n-best lists (lab.rescoring.data.NBestExample) for the rescoring tests."""
 
 import numpy as np
 
-from rescoring.data import NBestExample
+from lab.rescoring.data import NBestExample
 
 
 def nbest_example(asr, errors, id="x", language="en") -> NBestExample:

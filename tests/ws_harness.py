@@ -170,7 +170,7 @@ def fixture_audio(stem: str) -> np.ndarray:
     return decode_audio(FIXTURES / row["file"])
 
 
-from bench.reliability import RawClient, http_status  # noqa: E402, F401  (raw clients, shared)
+from lab.bench.reliability import RawClient, http_status  # noqa: E402, F401  (raw clients, shared)
 
 
 class VersionAnswer:

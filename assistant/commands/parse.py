@@ -39,7 +39,7 @@ def load_parser(model: str | None = None, precision: str = "auto"):
             return OnnxParser(model, precision)
         except (FileNotFoundError, ValueError) as error:
             raise UserError(
-                f"cannot load NLU model {model}: {error}; pass a directory written by nlu.export"
+                f"cannot load NLU model {model}: {error}; pass a directory written by lab.nlu.export"
             ) from error
     parser = load_default_parser(precision)
     if parser is not None:

@@ -2,7 +2,7 @@
 
 Whisper writes numbers as digits or as words ("size 4", "size four", "talla cuatro"),
 so every size gets both spellings. The number words come from the corpus generator's
-`nlu.corpus.numbers` (one implementation for the catalog, the linker and the corpus); this
+`textnorm.numbers` (one implementation for the catalog, the linker and the corpus); this
 module adds the Spanish feminine forms a catalog needs ("una pieza", "doscientas hojas").
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from nlu.corpus.numbers import en_words, es_words
+from textnorm.numbers import en_words, es_words
 
 _FEMININE = [
     (re.compile(r"\bveintiún\b"), "veintiuna"),

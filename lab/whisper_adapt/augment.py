@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asr.audio import SAMPLE_RATE, resample
-from asr.synth import room_impulse_response
+from lab.tts.synth import room_impulse_response
 
 TELEPHONE_RATE = 8_000
 TELEPHONE_BAND_HZ = (300.0, 3400.0)

@@ -29,8 +29,9 @@ import numpy as np
 
 from asr import adapter as ct2_adapter
 from asr.models import default_model_dir
-from asr.wer import normalize, wer
+from lab.wer import wer
 from lab.whisper_adapt import data as adapt_data
+from textnorm import normalize
 
 log = logging.getLogger(__name__)
 
@@ -312,8 +313,8 @@ def heldout_condition(audio: np.ndarray, kind: str, rng: np.random.Generator) ->
 def heldout_report(models: dict[str, Path], cfg: EvalConfig) -> dict:
     """Held-out voices (Pico en-GB/es-ES, espeak-ng en-029/es-419-f2) reading dev-split texts
     under held-out conditions, through asr.transcriber (no prompt, and a phrase list)."""
-    from asr.synth import synthesize
     from asr.transcriber import Transcriber
+    from lab.tts.synth import synthesize
 
     dcfg = adapt_data.DataConfig()
     rng = random.Random(cfg.seed + 7)
@@ -449,7 +450,7 @@ def write_card(report: dict, adapter_config: dict, folder: Path, cfg: EvalConfig
         "adapter_sha256": report["adapter"]["sha256"],
         "data": {
             **adapter_config.get("data_config", {}),
-            "texts": "nlu.corpus train split (clean rows, seed 13, --n 20000) + catalog names; "
+            "texts": "lab.nlu.corpus train split (clean rows, seed 13, --n 20000) + catalog names; "
             "dev set: dev-split texts and the other half of the catalog's names",
             "augmentation": "white/pink noise and babble of training voices at 0-20 dB SNR, "
             "RT60 0.2-0.6 s, telephone band (8 kHz, 300-3400 Hz), speed 0.9-1.1, 20% clean",

@@ -11,7 +11,7 @@ mkdir -p build/whisper_adapt
 assistant models assemble --adapter none
 assistant db status >/dev/null 2>&1 || assistant db init
 assistant catalog --json > build/whisper_adapt/catalog.jsonl
-python -m nlu.corpus build --catalog build/whisper_adapt/catalog.jsonl \
+python -m lab.nlu.corpus build --catalog build/whisper_adapt/catalog.jsonl \
   --out build/whisper_adapt/corpus --seed 13 --n 20000 --no-progress
 python -m lab.whisper_adapt data --n-train 3600 --n-dev 240
 python -m lab.whisper_adapt train "$@"

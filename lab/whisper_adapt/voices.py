@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import SAMPLE_RATE, resample
-from asr.synth import VOICES, SynthesisError, synthesize, trim_silence
+from lab.tts.synth import VOICES, SynthesisError, synthesize, trim_silence
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ HELD_OUT = (
 class TrainVoice:
     """A training voice: `name` as recorded in the data manifest, `language` en/es.
 
-    engine "asr" synthesizes with asr.synth (Pico, espeak-ng); "kokoro" with a blend of
+    engine "asr" synthesizes with lab.tts.synth (Pico, espeak-ng); "kokoro" with a blend of
     jf_* packs given by `blend` ((pack, weight), ...).
     """
 

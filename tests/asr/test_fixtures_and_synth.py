@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.synth import (
+from lab.tts.synth import (
     VOICES,
     SynthesisError,
     available_voices,

@@ -150,7 +150,7 @@ def test_wraps_only_the_torch_transcriber(transcriber):
 
 
 def test_streams_benchmark_serves_the_same_finals_both_ways(transcriber, clips):
-    from bench.first_pass import simulate_streams
+    from lab.bench.first_pass import simulate_streams
 
     rows = [{"audio": clip[:4800], "language": "en"} for clip in clips]  # 0.3 s each
     runs = {

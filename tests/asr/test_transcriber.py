@@ -10,7 +10,7 @@ import pytest
 from asr.audio import decode_audio
 from asr.nbest import NBest
 from asr.transcriber import TranscriberConfig, reading_key
-from asr.wer import oracle, wer
+from lab.wer import oracle, wer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 REAL_SPEECH = Path(__file__).resolve().parents[3] / "shared" / "real-speech"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asr.wer import cer, char_errors, normalize, oracle, oracle_wer, strip_accents, wer, word_errors
+from lab.wer import cer, char_errors, oracle, oracle_wer, wer, word_errors
+from textnorm import normalize, strip_accents
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,15 @@ import pytest
 from inventory_db import sqlite_url  # noqa: F401
 
 from asr.nbest import Hypothesis, NBest
-from assistant.evaluate_asr_linking import (
+from assistant.inventory import Inventory
+from assistant.linker import Linker
+from lab.eval.asr_linking import (
     decode_fixtures,
     evaluate_asr_linking,
     gold_lines,
     load_fixtures,
 )
-from assistant.evaluate_domain import load_parsers, run_evaluation
-from assistant.inventory import Inventory
-from assistant.linker import Linker
+from lab.eval.domain import load_parsers, run_evaluation
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "corpus_sample" / "test_sample.jsonl"

@@ -13,9 +13,9 @@ import asyncio
 
 from ws_harness import ServerThread
 
-from asr.wer import wer
-from bench.first_pass import load_fixtures
-from bench.loadtest import run_load
+from lab.bench.first_pass import load_fixtures
+from lab.bench.loadtest import run_load
+from lab.wer import wer
 
 CLIPS = ("en_01_tide_pods.wav", "es_01_huggies.wav")
 FINAL_BOUND_MS = 120_000  # no hang: one_stream's own receive timeout

@@ -1,14 +1,14 @@
-"""The reliability suite at CI size (bench.reliability --quick, under a minute).
+"""The reliability suite at CI size (lab.bench.reliability --quick, under a minute).
 
 A fake-pipeline server in a subprocess takes every documented kind of bad input, a fuzz run
 with good clients alongside, a reconnect storm at --max-sessions, a client that never reads,
 its database emptied and replaced, and SIGTERM with a stuck client. The long run is
-`python -m bench.reliability --out docs/reliability.json` (docs/reliability.md).
+`python -m lab.bench.reliability --out docs/reliability.json` (docs/reliability.md).
 """
 
 from __future__ import annotations
 
-from bench.reliability import QUICK, passed, run
+from lab.bench.reliability import QUICK, passed, run
 
 
 def test_quick_reliability_suite():

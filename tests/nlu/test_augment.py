@@ -1,11 +1,11 @@
-"""Label-preserving augmentation (nlu.augment): spans stay on their labels' text, carrier
+"""Label-preserving augmentation (lab.nlu.augment): spans stay on their labels' text, carrier
 words change, punctuation and words glued to mentions survive."""
 
 from __future__ import annotations
 
 import random
 
-from nlu.augment import AugmentConfig, Augmenter, augment_rows
+from lab.nlu.augment import AugmentConfig, Augmenter, augment_rows
 
 WORDS = {"en": ["window", "later", "quiet"], "es": ["ventana", "luego", "tranquilo"]}
 ROW = {
@@ -69,7 +69,7 @@ def test_augment_rows_is_seeded_and_spans_stay_inside_the_text():
 
 
 def test_pseudo_mentions_are_altered_training_mentions_of_the_same_label():
-    from nlu.augment import alter, training_mentions
+    from lab.nlu.augment import alter, training_mentions
 
     rng = random.Random(0)
     for _ in range(50):

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from nlu.corpus import CorpusConfig, build_corpus
-from nlu.corpus.__main__ import main
-from nlu.corpus.catalog import load_catalog, product_from_dict
-from nlu.corpus.generate import all_templates, load_lexicon
-from nlu.corpus.noise import corrupt_word, spoken_size, strip_accents
-from nlu.corpus.numbers import en_words, es_words
-from nlu.corpus.render import Renderer, es_gender_number
+from lab.nlu.corpus import CorpusConfig, build_corpus
+from lab.nlu.corpus.__main__ import main
+from lab.nlu.corpus.catalog import load_catalog, product_from_dict
+from lab.nlu.corpus.generate import all_templates, load_lexicon
+from lab.nlu.corpus.noise import corrupt_word, spoken_size, strip_accents
+from lab.nlu.corpus.render import Renderer, es_gender_number
 from nlu.schema import ENTITY_LABELS, INTENTS
+from textnorm.numbers import en_words, es_words
 
 CATALOG = Path(__file__).parent / "fixtures" / "corpus_catalog.jsonl"
 SPLITS = ("train", "dev", "test")

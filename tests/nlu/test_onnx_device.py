@@ -3,7 +3,8 @@
 import onnxruntime as ort
 import pytest
 
-from nlu.runtime import load_default_parser, onnx_providers
+from nlu.onnx import onnx_providers
+from nlu.runtime import load_default_parser
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 

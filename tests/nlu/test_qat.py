@@ -1,4 +1,4 @@
-"""Quantization-aware training (nlu.qat): int8 grids, straight-through gradients, baking."""
+"""Quantization-aware training (lab.nlu.qat): int8 grids, straight-through gradients, baking."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nlu.modeling import EncoderConfig, JointModel  # noqa: E402
-from nlu.qat import FakeQuant, fake_int8_per_row, fake_uint8_per_tensor  # noqa: E402
+from lab.nlu.modeling import EncoderConfig, JointModel  # noqa: E402
+from lab.nlu.qat import FakeQuant, fake_int8_per_row, fake_uint8_per_tensor  # noqa: E402
 
 
 def test_weights_land_on_a_symmetric_int8_grid_per_row():

@@ -15,9 +15,9 @@ needs_student = pytest.mark.skipif(not HAS_STUDENT, reason="no student in nlu/mo
 
 def test_torch_onnx_parity(tmp_path):
     torch = pytest.importorskip("torch")
-    from nlu.export import export_onnx, quantize_int8
-    from nlu.modeling import EncoderConfig
-    from nlu.student import init_random
+    from lab.nlu.export import export_onnx, quantize_int8
+    from lab.nlu.modeling import EncoderConfig
+    from lab.nlu.student import init_random
 
     model = init_random(EncoderConfig(vocab_size=300, hidden=64, layers=2, heads=4, ffn=128)).eval()
     path = export_onnx(model, tmp_path / "m.onnx")

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from nbest_examples import nbest_example
 
+from lab.rescoring.tune import choose, tune
 from nlu.baseline import Gazetteer
-from rescoring.combine import Combination, ListFeatures, choose, list_features, tune
+from rescoring.combine import Combination, ListFeatures, list_features
 
 
 def test_gazetteer_covers_catalog_words_longest_first():

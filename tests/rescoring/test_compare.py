@@ -1,10 +1,10 @@
-"""Paired selection statistics of rescoring.compare: exact values on tiny inputs."""
+"""Paired selection statistics of lab.rescoring.compare: exact values on tiny inputs."""
 
 import numpy as np
 from nbest_examples import nbest_example
 
+from lab.rescoring.compare import cross_fitted_errors, paired_bootstrap, sign_test, split_figures
 from rescoring.combine import Combination, list_features
-from rescoring.compare import cross_fitted_errors, paired_bootstrap, sign_test, split_figures
 
 
 def _example(i, asr, errors, language="en"):

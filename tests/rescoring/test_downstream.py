@@ -1,7 +1,7 @@
 """Downstream scoring of transcripts against the reference's gold: exact arithmetic."""
 
+from lab.rescoring.downstream import score_texts
 from nlu.schema import Entity, NluResult
-from rescoring.downstream import score_texts
 
 
 def _res(intent, *ents):

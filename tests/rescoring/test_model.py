@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from rescoring.model import EncoderConfig, Rescorer, _core_set  # noqa: E402
+from lab.rescoring.model import EncoderConfig, Rescorer, _core_set  # noqa: E402
 
 TINY = dict(vocab_size=50, hidden=16, layers=3, heads=2, ffn=32, max_length=12)
 

@@ -3,8 +3,8 @@ languages, plans are deterministic (no TTS run here)."""
 
 import json
 
-from rescoring.nbest_corpus import plan_utterance, sample_queries
-from rescoring.synth import CORPUS_VOICES, HELD_OUT, VOICES, voices_for
+from lab.rescoring.nbest_corpus import plan_utterance, sample_queries
+from lab.rescoring.synth import CORPUS_VOICES, HELD_OUT, VOICES, voices_for
 
 
 def test_held_out_voices_only_outside_train():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from nbest_examples import nbest_example
 
-from rescoring.data import load_split, pick, tune_weight, wer
-from rescoring.text import dedup_key, edit_distance, normalize, word_errors
+from lab.rescoring.data import load_split, pick, tune_weight, wer
+from lab.rescoring.text import dedup_key, edit_distance, normalize, word_errors
 
 
 def test_normalize_case_punctuation_accents_numbers():

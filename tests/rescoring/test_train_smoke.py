@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime.quantization")
 
 from asr.nbest import Hypothesis, NBest  # noqa: E402
-from rescoring import data, train  # noqa: E402
+from lab.rescoring import data, train  # noqa: E402
 from rescoring.runtime import Reranker  # noqa: E402
 
 SENTENCES = [

@@ -1,0 +1,257 @@
+#!/usr/bin/env python
+"""Latency of the streaming server: end of speech -> final event, and each stage, p50/p95.
+
+Starts the real server in-process (port 0, the same pipeline `assistant serve` loads), then
+replays fixture queries as websocket clients in real time: one stream, then N concurrent
+streams, each a session of English and Spanish queries separated by silence. For every
+utterance it records:
+
+  end_of_speech_to_final_ms  wall time from the moment the last speech sample was sent
+                             (the VAD's end of speech, in stream time, mapped to the send
+                             clock) to the arrival of the final; includes the endpoint
+                             silence (500 ms by default), queueing, batching and all stages
+  server stages              timings_ms of the final: wait (batching queue), asr, rescore,
+                             nlu, answer, total
+
+Usage:  python lab/bench/latency.py [--streams 1 4] [--utterances 6] [--out docs/latency]
+Writes OUT.json (every measurement) and OUT.md (tables). Say where it ran: the machine line
+is filled in from /proc/cpuinfo and the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lab import REPO  # noqa: E402
+
+sys.path.insert(0, str(REPO / "tests"))  # ws_harness: the server thread and fixture helpers
+
+SR = 16_000
+STAGES = ("end_of_speech_to_final", "wait", "asr", "rescore", "nlu", "answer", "total")
+
+
+def session_audio(rows: list[dict], gap_s: float) -> np.ndarray:
+    from ws_harness import fixture_audio
+
+    gap = np.zeros(int(gap_s * SR), dtype=np.float32)
+    parts = [gap[: SR // 2]]
+    for row in rows:
+        parts += [fixture_audio(Path(row["file"]).stem), gap]
+    return np.concatenate(parts)
+
+
+async def one_stream(url: str, audio: np.ndarray, speed: float) -> list[dict]:
+    from asr.audio import float32_to_pcm16
+    from assistant.commands.replay import file_frames, stream_session
+
+    began = time.perf_counter()
+    log = await stream_session(
+        url, file_frames(float32_to_pcm16(audio), SR, 100, speed), timeout_s=600
+    )
+    out = []
+    for event, arrived in zip(log.events, log.times, strict=True):
+        if event["type"] == "error":
+            out.append({"error": event.get("code")})
+        if event["type"] != "final":
+            continue
+        speech_end_wall = began + event["end_s"] / speed
+        row = {k: event["timings_ms"].get(k) for k in STAGES[1:]}
+        row["end_of_speech_to_final"] = (arrived - speech_end_wall) * 1000.0
+        row["language"], row["text"] = event["language"], event["text"]
+        out.append(row)
+    return out
+
+
+def reference_final_ms(pipeline, rows: dict, repeats: int = 3) -> float:
+    """Median cost of one final (batch of 1, all stages) on this machine right now, without
+    streaming: the floor the streamed figures compare against."""
+    from ws_harness import FIXTURES
+
+    from asr.audio import decode_audio
+    from assistant.pipeline import FinalRequest
+
+    row = next(iter(rows.values()))
+    request = FinalRequest(decode_audio(FIXTURES / row["file"]), row["language"], "1")
+    pipeline.finals([request])  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        pipeline.finals([request])
+        times.append((time.perf_counter() - started) * 1000.0)
+    return round(float(np.median(times)), 1)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    arr = np.asarray([v for v in values if v is not None], dtype=float)
+    if arr.size == 0:
+        return {"p50": float("nan"), "p95": float("nan"), "n": 0}
+    return {
+        "p50": round(float(np.percentile(arr, 50)), 1),
+        "p95": round(float(np.percentile(arr, 95)), 1),
+        "n": int(arr.size),
+    }
+
+
+def machine() -> dict:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_gb, 1),
+        "gpu": "none used (CPU int8)",
+        "python": platform.python_version(),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 4], help="concurrency levels")
+    ap.add_argument(
+        "--utterances", type=int, default=6, help="queries per stream (half EN, half ES)"
+    )
+    ap.add_argument("--speed", type=float, default=1.0, help="times real time (1: live)")
+    ap.add_argument("--gap-s", type=float, default=3.0, help="silence between queries (s)")
+    ap.add_argument("--no-partials", action="store_true", help="finals only")
+    ap.add_argument(
+        "--max-batch", type=int, default=None, help="server --max-batch (default: by device)"
+    )
+    ap.add_argument("--out", default=str(REPO / "docs" / "latency"), help="OUT.json and OUT.md")
+    args = ap.parse_args()
+
+    from ws_harness import ServerThread, fixture_rows
+
+    from asr.streaming import StreamingConfig
+    from assistant.pipeline import load_pipeline
+    from assistant.server import AssistantServer, ServerConfig
+
+    rows = fixture_rows()
+    en = [r for r in rows.values() if r["language"] == "en"]
+    es = [r for r in rows.values() if r["language"] == "es"]
+    load_before = os.getloadavg()
+    pipeline = load_pipeline()
+    reference_ms = reference_final_ms(pipeline, rows)
+    config = ServerConfig(
+        port=0, streaming=StreamingConfig(partials=not args.no_partials), max_batch=args.max_batch
+    )
+    results: dict[str, dict] = {}
+    with ServerThread(AssistantServer(config, pipeline=pipeline)) as st:
+        max_batch = st.server._batcher.max_batch
+        for n in args.streams:
+            sessions = []
+            for s in range(n):  # each stream its own queries: EN and ES interleaved
+                k = args.utterances // 2
+                picks = [en[(s * k + i) % len(en)] for i in range(k)]
+                picks += [es[(s * k + i) % len(es)] for i in range(args.utterances - k)]
+                order = [q for pair in zip(picks[:k], picks[k:], strict=False) for q in pair]
+                sessions.append(session_audio(order, args.gap_s))
+            print(f"{n} stream(s), {args.utterances} queries each ...", file=sys.stderr, flush=True)
+
+            async def run_all(sessions=sessions):
+                return await asyncio.gather(*(one_stream(st.url, a, args.speed) for a in sessions))
+
+            started = time.perf_counter()
+            per_stream = asyncio.run(run_all())
+            finals = [r for stream in per_stream for r in stream if "error" not in r]
+            errors = [r["error"] for stream in per_stream for r in stream if "error" in r]
+            results[str(n)] = {
+                "streams": n,
+                "utterances": len(finals),
+                "errors": errors,
+                "wall_s": round(time.perf_counter() - started, 1),
+                "stages_ms": {
+                    stage: percentiles([r.get(stage) for r in finals]) for stage in STAGES
+                },
+                "finals": finals,
+            }
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    report = {
+        "command": "python lab/bench/latency.py " + " ".join(sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "machine": machine(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "niceness": os.nice(0),
+        "pipeline": pipeline.describe(),
+        "reference_final_ms": reference_ms,
+        "settings": {
+            "speed": args.speed,
+            "gap_s": args.gap_s,
+            "partials": not args.no_partials,
+            "endpoint_silence_ms": config.streaming.endpoint_silence_ms,
+            "batch_wait_ms": config.batch_wait_ms,
+            "max_batch": max_batch,
+            "nbest": pipeline.config.nbest,
+        },
+        "results": results,
+    }
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        "# Streaming latency",
+        "",
+        f"Measured by `{report['command']}` on {report['date']} (commit {report['commit']}).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['gpu']}. "
+        f"Load average (1/5/15 min) before {report['load_average_before']}, after {report['load_average_after']}, "
+        f"niceness {report['niceness']}: a load above the core count means other jobs shared the "
+        "cores, which inflates every figure below.",
+        "",
+        f"Pipeline: {report['pipeline']}. Settings: {report['settings']}.",
+        "",
+        f"Reference: one final computed alone (batch of 1, all stages, no streaming) took "
+        f"{report['reference_final_ms']} ms (median of 3) on this machine during this run. "
+        "Streams replay queries back to back, so a final that arrives while another batch "
+        "runs waits for it (`wait`); with several streams on 2 cores the finals queue up "
+        "whenever speech arrives faster than the CPU decodes it.",
+        "",
+        "Each stream is one websocket session replaying fixture queries (English and Spanish, "
+        "tests/fixtures) in real time with silence between them. `end of speech -> final` runs "
+        "from the last speech sample sent to the final's arrival, so it includes the endpoint "
+        "silence; the other rows are the server's own stage timings (`wait` is the batching queue).",
+        "",
+    ]
+    for _key, res in report["results"].items():
+        lines += [
+            f"## {res['streams']} concurrent stream(s): {res['utterances']} utterances, errors {res['errors'] or 'none'}",
+            "",
+            "| stage | p50 ms | p95 ms | n |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for stage, p in res["stages_ms"].items():
+            name = "end of speech -> final" if stage == "end_of_speech_to_final" else stage
+            lines.append(f"| {name} | {p['p50']} | {p['p95']} | {p['n']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
