@@ -13,7 +13,7 @@ utterance it records:
   server stages              timings_ms of the final: wait (batching queue), asr, rescore,
                              nlu, answer, total
 
-Usage:  python lab/bench/latency.py [--streams 1 4] [--utterances 6] [--out docs/latency]
+Usage:  python -m lab.bench.latency [--streams 1 4] [--utterances 6] [--out docs/latency]
 Writes OUT.json (every measurement) and OUT.md (tables). Say where it ran: the machine line
 is filled in from /proc/cpuinfo and the load average before and after.
 """
@@ -186,7 +186,7 @@ def main() -> int:
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
     report = {
-        "command": "python lab/bench/latency.py " + " ".join(sys.argv[1:]),
+        "command": "python -m lab.bench.latency " + " ".join(sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": commit,
         "machine": machine(),

@@ -9,7 +9,7 @@ Queries are written with inline marks, "where can I find [Tide|BRAND] [Pods|PROD
 the character offsets are computed (and checked) by code. Re-running gives the same files
 (same voices, rates and seeds).
 
-Usage: python lab/tts/fixtures.py [--out tests/fixtures]
+Usage: python -m lab.tts.fixtures [--out tests/fixtures]
 """
 
 from __future__ import annotations
