@@ -14,7 +14,7 @@ PY=${PYTHON:-python3}
 DATA=${NLU_DATA:-.gpu_nlu}
 # The shipped student's schedule (docs/nlu_training_metrics.json, NLU_ABLATIONS=0, one H100:
 # the deadline cut CE to 4.88 epochs; pass --deadline-s 0 --ce-epochs 4.88 to replay it
-# without one). The ablation table (docs/nlu_training_ablation_metrics.json) ran the previous
+# without one). The ablation table (docs/history/nlu_training_ablation_metrics.json) ran the previous
 # round's schedule: --student-batch-size 128 --student-lr 5e-4 --rep-epochs 1 --logit-epochs 1
 # --ce-epochs 0.5 --deadline-s 0.
 HYPER=(--batch-size 128 --teacher-epochs 0.5 --teacher-lr 8e-5 --student-batch-size 256

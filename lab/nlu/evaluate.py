@@ -820,10 +820,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpu-metrics", default="docs/nlu_training_metrics.json")
     ap.add_argument(
         "--round1",
-        default="docs/nlu_report_round1.json",
+        default="docs/history/nlu_report_round1.json",
         help="an earlier round's accuracy rows and schedule, to compare with",
     )
-    ap.add_argument("--ablation-metrics", default="docs/nlu_training_ablation_metrics.json")
+    ap.add_argument("--ablation-metrics", default="docs/history/nlu_training_ablation_metrics.json")
     ap.add_argument(
         "--cpu-metrics",
         nargs="*",
