@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,30 +34,10 @@ from lab.wer import cer, oracle_wer, wer
 
 log = logging.getLogger(__name__)
 from lab import REPO  # noqa: E402
+from lab.report import describe_machine, machine_info  # noqa: E402
 
 DEFAULT_FIXTURES = REPO / "tests" / "fixtures" / "fixtures.jsonl"
 DEFAULT_BIAS = REPO / "asr" / "data" / "bias_terms.txt"
-
-
-def machine() -> str:
-    """CPU model, cores, memory, GPU: the line every committed figure carries."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-        memory = f"{mem_kb / 2**20:.0f} GiB"
-    except (OSError, StopIteration):
-        memory = "? GiB"
-    return (
-        f"{model}, {os.cpu_count()} cores, {memory} RAM, {platform.system()} {platform.machine()}"
-    )
 
 
 def read_terms(path: Path) -> tuple[str, ...]:
@@ -149,7 +128,7 @@ def markdown(result: dict) -> str:
     out = [
         "# First-pass (Whisper base) benchmark on the committed fixtures",
         "",
-        f"Machine: {result['machine']}. Device: {cfg['device']} ({cfg['compute_type']}), "
+        f"Machine: {describe_machine(result['machine'])}. Device: {cfg['device']} ({cfg['compute_type']}), "
         f"{cfg['cpu_threads']} threads, beam {cfg['beam_size']} (widened to {2 * cfg['nbest']} "
         f"and up when merging leaves fewer than {cfg['nbest']} readings), n-best {cfg['nbest']}. "
         f"Model load {result['load_s']:.2f} s. 1-minute load average before / after the run: "
@@ -248,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     import ctranslate2
 
     result = {
-        "machine": machine(),
+        "machine": machine_info(),
         "command": "python -m lab.bench.asr "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "ctranslate2": ctranslate2.__version__,

@@ -22,13 +22,11 @@ decode end - clip end (what the user waits after end of speech, first pass only)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 import wave
@@ -38,31 +36,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 from lab import REPO  # noqa: E402
+from lab.report import machine_info, percentiles  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
-
-
-def machine() -> str:
-    """CPU model and cores, memory, GPU name: the line each result row carries."""
-    from lab.report import cpu_model
-
-    cpu = cpu_model()
-    try:
-        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        mem_gb = 0.0
-    gpu = ""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        gpu = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout.strip()
-    return f"{cpu}, {os.cpu_count()} cores, {mem_gb:.0f} GB" + (
-        f", GPU {gpu}" if gpu else ", no GPU"
-    )
 
 
 def read_wav(path: Path) -> np.ndarray:
@@ -83,10 +59,6 @@ def load_fixtures(root: Path = FIXTURES) -> list[dict]:
     for row in rows:
         row["audio"] = read_wav(root / row["file"])
     return rows
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def build(
@@ -122,13 +94,14 @@ def bench_single(model, rows: list[dict]) -> dict:
         lat.append(seconds)
         rtf.append(seconds / (len(row["audio"]) / 16000))
         per_lang[row["language"]].append(seconds)
+    q = percentiles(lat)
     return {
         "clips": len(rows),
-        "latency_p50_ms": 1000 * pct(lat, 50),
-        "latency_p95_ms": 1000 * pct(lat, 95),
-        "rtf_p50": pct(rtf, 50),
-        "latency_p50_ms_en": 1000 * pct(per_lang["en"], 50),
-        "latency_p50_ms_es": 1000 * pct(per_lang["es"], 50),
+        "latency_p50_ms": 1000 * q["p50"],
+        "latency_p95_ms": 1000 * q["p95"],
+        "rtf_p50": percentiles(rtf, (50,))["p50"],
+        "latency_p50_ms_en": 1000 * percentiles(per_lang["en"], (50,))["p50"],
+        "latency_p50_ms_es": 1000 * percentiles(per_lang["es"], (50,))["p50"],
         "mean_audio_s": float(np.mean([len(r["audio"]) / 16000 for r in rows])),
     }
 
@@ -261,12 +234,13 @@ def simulate_streams(
     wall = time.perf_counter() - start
     latencies = [end - t for end, (t, _) in zip(done, arrivals, strict=True)]
     audio = sum(len(r["audio"]) for _, r in arrivals) / 16000
+    q = percentiles(latencies)
     return {
         "streams": streams,
         "batching": batching,
         "finals": len(latencies),
-        "final_p50_ms": 1000 * pct(latencies, 50),
-        "final_p95_ms": 1000 * pct(latencies, 95),
+        "final_p50_ms": 1000 * q["p50"],
+        "final_p95_ms": 1000 * q["p95"],
         "final_max_ms": 1000 * max(latencies, default=float("nan")),
         **batch_stats,
         "simulated_s": duration_s,
@@ -328,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         rows = rows[: args.limit]
     results = {
-        "machine": machine(),
+        "machine": machine_info(),
         "command": "python -m lab.bench.first_pass "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "runs": [],

@@ -25,7 +25,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from lab import REPO  # noqa: E402
+from lab.report import machine_info, percentiles  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))  # ws_harness: the server thread and fixture helpers
 
@@ -92,34 +92,9 @@ def reference_final_ms(pipeline, rows: dict, repeats: int = 3) -> float:
     return round(float(np.median(times)), 1)
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
-    arr = np.asarray([v for v in values if v is not None], dtype=float)
-    if arr.size == 0:
-        return {"p50": float("nan"), "p95": float("nan"), "n": 0}
-    return {
-        "p50": round(float(np.percentile(arr, 50)), 1),
-        "p95": round(float(np.percentile(arr, 95)), 1),
-        "n": int(arr.size),
-    }
-
-
-def machine() -> dict:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(mem_gb, 1),
-        "gpu": "none used (CPU int8)",
-        "python": platform.python_version(),
-    }
+def stage_percentiles(values: list[float | None]) -> dict[str, float]:
+    """p50 / p95 (ms, one decimal) of one stage over the finals that report it, and their count."""
+    return {**percentiles(values, ndigits=1), "n": sum(v is not None for v in values)}
 
 
 def main() -> int:
@@ -178,7 +153,7 @@ def main() -> int:
                 "errors": errors,
                 "wall_s": round(time.perf_counter() - started, 1),
                 "stages_ms": {
-                    stage: percentiles([r.get(stage) for r in finals]) for stage in STAGES
+                    stage: stage_percentiles([r.get(stage) for r in finals]) for stage in STAGES
                 },
                 "finals": finals,
             }
@@ -189,7 +164,7 @@ def main() -> int:
         "command": "python -m lab.bench.latency " + " ".join(sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": commit,
-        "machine": machine(),
+        "machine": machine_info(gpu="none used (CPU int8)"),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "niceness": os.nice(0),

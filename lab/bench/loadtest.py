@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.bench.first_pass import FIXTURES, load_fixtures, machine, pct
+from lab.bench.first_pass import FIXTURES, load_fixtures
+from lab.report import machine_info, percentiles
 
 log = logging.getLogger(__name__)
 FRAME_S = 0.1
@@ -104,14 +105,15 @@ async def run_load(
         key: statistics.median(r.timings_ms.get(key, 0.0) for r in results)
         for key in ("wait", "asr", "rescore", "nlu", "answer", "total")
     }
+    q = percentiles(lat)
     return {
         "streams": streams,
-        "final_p50_ms": 1000 * pct(lat, 50),
-        "final_p95_ms": 1000 * pct(lat, 95),
+        "final_p50_ms": 1000 * q["p50"],
+        "final_p95_ms": 1000 * q["p95"],
         "final_max_ms": 1000 * max(lat),
         "server_stage_ms_p50": stages,
         "mean_clip_s": float(np.mean([len(r["audio"]) / 16000 for r in picks])),
-        "real_time": 1000 * pct(lat, 95)
+        "real_time": 1000 * q["p95"]
         < 1000 * float(np.mean([len(r["audio"]) / 16000 for r in picks])),
         "results": [asdict(r) for r in results],
     }
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if url is None:
         server, loop = _in_process_server()
         url = f"ws://127.0.0.1:{server.port}/ws"
-    report = {"machine": machine(), "url": url, "speed": args.speed, "runs": []}
+    report = {"machine": machine_info(), "url": url, "speed": args.speed, "runs": []}
     try:
         for n in args.streams:
             load_start = os.getloadavg()[0]

@@ -45,6 +45,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 from lab import REPO  # noqa: E402
+from lab.report import describe_machine, machine_info  # noqa: E402
 
 HARNESS = REPO / "tests" / "ws_harness.py"
 TOKEN = "reliability-token"
@@ -1071,7 +1072,7 @@ def run(settings: Settings, url: str | None = None, token: str | None = None) ->
     else:
         target = Target(url, token, fake=False)
     report: dict = {
-        "machine": _machine(),
+        "machine": machine_info(),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "settings": {k: v for k, v in vars(settings).items() if k != "extra"},
         "server": "tests/ws_harness.py (fake pipeline)" if server else url,
@@ -1143,12 +1144,6 @@ def passed(report: dict) -> bool:
     )
 
 
-def _machine() -> str:
-    from lab.bench.first_pass import machine
-
-    return machine()
-
-
 def render(report: dict) -> str:
     """The markdown table of a report (docs/reliability.md embeds it)."""
     s = report["summary"]
@@ -1179,7 +1174,7 @@ def render(report: dict) -> str:
     lines += [f"| {k} | {n} | {ok} |" for k, (n, ok) in by_class.items()]
     lines += [
         "",
-        f"{report['machine']}; load average {report['load_average_before']} before, "
+        f"{describe_machine(report['machine'])}; load average {report['load_average_before']} before, "
         f"{report['load_average_after']} after; {report['seconds']} s.",
     ]
     return "\n".join(lines) + "\n"

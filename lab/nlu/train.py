@@ -40,10 +40,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lab.nlu import data as D
 from lab.nlu.metrics import score
 from lab.nlu.modeling import JointModel
 from lab.nlu.student import default_layer_map, init_from_teacher, init_random, student_config
-from lab.nlu import data as D
+from lab.report import percentiles
 from nlu.decode import decode
 from nlu.schema import NluResult
 
@@ -650,7 +651,6 @@ def run(cfg: TrainConfig) -> dict:
 def gpu_latency(models: dict[str, JointModel], tok, device, n: int = 200) -> dict:
     """Batch-1 latency (ms, p50/p95) on the GPU: fp16 eager and fp16 replayed as a CUDA graph
     (static shapes: one query padded to 16 tokens); batch 32 throughput (queries/s)."""
-    import numpy as np  # noqa: PLC0415
 
     text = "cuántos pañales huggies talla cuatro tenemos"
     ids = torch.tensor([tok.encode(text).ids], device=device)
@@ -691,8 +691,8 @@ def gpu_latency(models: dict[str, JointModel], tok, device, n: int = 200) -> dic
                 o["intent"].float().cpu()  # include the copy back, as a server would
                 if i >= 20:
                     times.append((time.perf_counter() - t0) * 1000)
-            row[f"b1_{mode}_p50_ms"] = round(float(np.percentile(times, 50)), 3)
-            row[f"b1_{mode}_p95_ms"] = round(float(np.percentile(times, 95)), 3)
+            q = percentiles(times, ndigits=3)
+            row[f"b1_{mode}_p50_ms"], row[f"b1_{mode}_p95_ms"] = q["p50"], q["p95"]
         xb, mb = x.repeat(32, 1), mask.repeat(32, 1)
         torch.cuda.synchronize()
         t0 = time.perf_counter()

@@ -13,11 +13,9 @@ Usage: python -m lab.whisper_adapt evaluate [--adapter asr/data/adapters/store-v
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import platform
 import random
 import re
 import time
@@ -29,6 +27,7 @@ import numpy as np
 
 from asr import adapter as ct2_adapter
 from asr.models import default_model_dir
+from lab.report import machine_info
 from lab.wer import wer
 from lab.whisper_adapt import data as adapt_data
 from textnorm import normalize
@@ -376,20 +375,8 @@ def heldout_report(models: dict[str, Path], cfg: EvalConfig) -> dict:
 # ---- the report -------------------------------------------------------------------------------
 
 
-def machine() -> dict:
-    cpu = "unknown"
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "load_average_start": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
-
-
 def run(cfg: EvalConfig) -> dict:
-    info = machine()
+    info = machine_info(load_average_start=[round(x, 2) for x in os.getloadavg()])
     base = default_model_dir()
     adapter_path = Path(cfg.adapter)
     if cfg.strength != 1.0:
