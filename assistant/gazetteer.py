@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from assistant.inventory import Inventory, InventoryUnavailable
-from nlu.baseline import Gazetteer
+from nlu.gazetteer import Gazetteer
 
 log = logging.getLogger(__name__)
 

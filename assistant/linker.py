@@ -23,9 +23,10 @@ from rapidfuzz import fuzz, process
 
 from asr.nbest import NBest
 from assistant.inventory import Inventory, ProductRecord
-from assistant.inventory.spoken import words_en, words_es
-from nlu.baseline import STOPWORDS, fold
+from nlu.lexicon import STOPWORDS
 from nlu.schema import NluResult, Parser
+from textnorm import fold
+from textnorm.numbers import spoken_words
 
 
 def spanish_key(text: str) -> str:
@@ -102,7 +103,7 @@ QUERY_WORDS = frozenset(
 def _number_words() -> tuple[re.Pattern, dict[str, str]]:
     words: dict[str, str] = {}
     for n in range(1000, -1, -1):
-        for w in (words_en(n), words_es(n, "m"), words_es(n, "f"), words_es(n, "n")):
+        for w in (spoken_words(n, "en"), *(spoken_words(n, "es", g) for g in "mfn")):
             words[fold(w)] = str(n)
     alternation = "|".join(sorted(words, key=len, reverse=True))
     return re.compile(rf"\b(?:{alternation})\b"), words

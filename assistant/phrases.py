@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz, process
 
 from assistant.linker import english_key, spanish_key
-from nlu.baseline import STOPWORDS, fold
+from nlu.lexicon import STOPWORDS
+from textnorm import fold
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@
   the classic word insertion penalty: noisy audio makes Whisper add words (repeats, "y" and
   "the" out of nowhere), and the per-token normalization of asr_score does not charge for them;
 - catalog_words: words inside a phrase of the store's gazetteer (brands, products, departments,
-  colours, associates, from the inventory; nlu.baseline.Gazetteer.covered_words). This is
+  colours, associates, from the inventory; `CatalogMatcher.covered_words`). This is
   contextual biasing towards the catalog the store actually has: "tide pods" covers two
   words, "tied pods" none. The gazetteer comes from the inventory at run time, so a product
   added to the store is favoured without retraining.
@@ -24,6 +24,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -45,8 +46,16 @@ class ListFeatures:
     catalog_words: np.ndarray
 
 
-def list_features(texts: Sequence[str], gazetteer=None) -> ListFeatures:
-    """Counts for `texts`; catalog_words are zero without a gazetteer (nlu.baseline.Gazetteer)."""
+class CatalogMatcher(Protocol):
+    """What the catalog feature needs of a gazetteer (nlu.gazetteer.Gazetteer is one)."""
+
+    def covered_words(self, text: str) -> int:
+        """Words of `text` inside catalog phrases."""
+        ...
+
+
+def list_features(texts: Sequence[str], gazetteer: CatalogMatcher | None = None) -> ListFeatures:
+    """Counts for `texts`; catalog_words are zero without a gazetteer."""
     return ListFeatures(
         words=np.asarray([word_count(t) for t in texts], dtype=np.float32),
         catalog_words=np.asarray(

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.nbest import NBest
-from rescoring.combine import Combination, list_features
+from rescoring.combine import CatalogMatcher, Combination, list_features
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,10 @@ class Reranker:
         model_dir: str | os.PathLike,
         threads: int | None = None,
         device: str = "auto",
-        gazetteer=None,
+        gazetteer: CatalogMatcher | None = None,
     ) -> None:
         """device: "auto" (CUDA when onnxruntime-gpu is installed, else CPU), "cpu" or "cuda".
-        gazetteer: the store's nlu.baseline.Gazetteer (assistant.gazetteer.build_gazetteer)
+        gazetteer: the store's nlu.gazetteer.Gazetteer (assistant.gazetteer.build_gazetteer)
         for the catalog bonus; without one that bonus is off."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -129,7 +129,7 @@ def default_model_dir() -> Path | None:
 
 
 def load_default_reranker(
-    threads: int | None = None, device: str = "auto", gazetteer=None
+    threads: int | None = None, device: str = "auto", gazetteer: CatalogMatcher | None = None
 ) -> Reranker | None:
     """The committed rescorer, or None when there is none (the first pass then stands alone)."""
     path = default_model_dir()

@@ -11,6 +11,8 @@ import unicodedata
 
 from num2words import num2words
 
+from textnorm.fold import strip_accents
+
 SUPPORTED = ("en", "es")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _APOSTROPHES = re.compile(r"['’`´]")
@@ -23,14 +25,6 @@ def _number_to_words(match: re.Match, language: str) -> str:
     if len(digits) > 12:
         return token
     return " " + num2words(int(digits), lang=language) + " "
-
-
-def strip_accents(text: str) -> str:
-    """ "pañales lácteos" -> "panales lacteos" (ñ too: what a plain keyboard or ASR may give)."""
-    decomposed = unicodedata.normalize("NFD", text)
-    return unicodedata.normalize(
-        "NFC", "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-    )
 
 
 def normalize(text: str, language: str, accents: bool = True) -> str:

@@ -1,10 +1,15 @@
 """Integers as spoken English and Spanish words, the way Whisper may transcribe them.
 
 Covers 0..999,999, enough for sizes, counts and store numbers. Spanish distinguishes the
-apocopated "un" before a noun ("un litro", "veintiún") from the counting form "uno".
+apocopated "un" before a noun ("un litro", "veintiún") from the counting form "uno", and
+`spoken_words` adds the feminine forms a catalog needs ("una pieza", "veintiuna hojas",
+"doscientas hojas"). Whisper writes numbers as digits or as words ("size 4", "size four",
+"talla cuatro"), so `spoken_numbers` gives both spellings.
 """
 
 from __future__ import annotations
+
+import re
 
 _EN_ONES = [
     "zero",
@@ -148,3 +153,30 @@ def decimal_words(value: str, language: str) -> str:
     if not frac:
         return head
     return head + point + " ".join(words(int(d), language) for d in frac)
+
+
+_FEMININE = [
+    (re.compile(r"\bveintiún\b"), "veintiuna"),
+    (re.compile(r"\bun\b"), "una"),
+    (re.compile(r"ientos\b"), "ientas"),
+]
+
+
+def spoken_words(n: int, language: str, gender: str = "m") -> str:
+    """n as said before a noun: 42 -> "forty two" / "cuarenta y dos" (no hyphen: ASR output
+    rarely has one); negatives as "minus" / "menos". Spanish `gender` "m" / "f" picks
+    un / una (1, 21, 31...; "doscientas" too), "n" keeps the bare numeral ("talla uno")."""
+    if language == "en":
+        return "minus " + en_words(-n) if n < 0 else en_words(n)
+    if n < 0:
+        return "menos " + spoken_words(-n, language, gender)
+    word = es_words(n, apocope=gender != "n")
+    if gender == "f":
+        for pattern, replacement in _FEMININE:
+            word = pattern.sub(replacement, word)
+    return word
+
+
+def spoken_numbers(n: int, language: str, gender: str = "m") -> list[str]:
+    """The ways ASR writes a number: digits first, then `spoken_words`."""
+    return [str(n), spoken_words(n, language, gender)]

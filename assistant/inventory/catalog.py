@@ -13,12 +13,12 @@ import json
 import math
 import random
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.inventory.spoken import spoken_numbers
 from assistant.paths import REPO_ROOT
+from textnorm import fold
+from textnorm.numbers import spoken_numbers
 
 DATA_DIR = REPO_ROOT / "data" / "catalog"
 GENERATOR_VERSION = "1"
@@ -61,23 +61,14 @@ def catalog_version(seed: int, data_dir: Path = DATA_DIR) -> str:
     return f"{GENERATOR_VERSION}-{digest.hexdigest()[:12]}-s{seed}"
 
 
-def fold(text: str) -> str:
-    """Lowercase, strip accents and punctuation except spaces: the matching key of an alias."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = text.replace("&", " and ").replace("+", " and ")
-    text = re.sub(r"['’`´]", "", text)
-    text = re.sub(r"[^a-z0-9ñ]+", " ", text)
-    return " ".join(text.split())
-
-
 def slug(text: str) -> str:
-    return fold(text).replace(" ", "-")
+    """ "La Costeña" -> "la-costena" (ids are ASCII: ñ folds to n)."""
+    return fold(text, keep_enye=False).replace(" ", "-")
 
 
 def brand_variants(brand: str, aliases: list[str]) -> list[str]:
     """The brand as written, its automatic spellings (no apostrophe, no accents) and curated aliases."""
-    out = [brand.lower(), re.sub(r"['’.!]", "", brand.lower()), fold(brand)]
+    out = [brand.lower(), re.sub(r"['’.!]", "", brand.lower()), fold(brand, keep_enye=False)]
     out += [a.lower() for a in aliases]
     return _unique(out)
 
@@ -133,8 +124,8 @@ def expand_size(key: str, spec: dict) -> SizeInfo:
 def _line_name_en(brand: str, line: str | None, ptype: dict) -> str:
     if not line:
         return f"{brand} {ptype['en'].title() if ptype['en'].islower() else ptype['en']}"
-    type_words = set(fold(ptype["en"]).split())
-    if type_words & set(fold(line).split()):
+    type_words = set(fold(ptype["en"], keep_enye=False).split())
+    if type_words & set(fold(line, keep_enye=False).split()):
         return f"{brand} {line}"
     return f"{brand} {line} {ptype['en'].title() if ptype['en'].islower() else ptype['en']}"
 
@@ -165,10 +156,11 @@ def build_products(lists: dict, rng: random.Random) -> tuple[list[dict], list[di
                 color_ids = list(ptype.get("colors") or [None])
                 if len(color_ids) > COLORS_PER_LINE:
                     color_ids = sorted(rng.sample(color_ids, COLORS_PER_LINE), key=color_ids.index)
-                product_en = fold(line) if line else ptype["spoken_en"][0]
+                folded = fold(line, keep_enye=False) if line else ""
+                product_en = folded if line else ptype["spoken_en"][0]
                 product_es = line_es.lower() if line_es else ptype["spoken_es"][0]
                 aliases_en = _unique(
-                    ([fold(line), f"{fold(line)} {ptype['spoken_en'][0]}"] if line else [])
+                    ([folded, f"{folded} {ptype['spoken_en'][0]}"] if line else [])
                     + list(ptype["spoken_en"])
                     + [ptype["en"].lower()]
                 )

@@ -30,8 +30,8 @@ from tqdm import tqdm
 from asr.nbest import Hypothesis, NBest
 from assistant.inventory import Inventory
 from assistant.linker import Linker
-from nlu.baseline import fold
 from nlu.schema import Entity, NluResult, Parser
+from textnorm import fold
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,7 @@ def baseline_gazetteer(catalog: str | Path):
     alias the corpus generator draws from (lab.nlu.corpus lexicon): the baseline knows all the
     catalog and all names, held-out test ones included, so its row is an upper bound of it."""
     from lab.nlu.corpus.generate import load_lexicon  # noqa: PLC0415
-    from nlu.baseline import Gazetteer  # noqa: PLC0415
+    from nlu.gazetteer import Gazetteer  # noqa: PLC0415
 
     if not Path(catalog).exists():
         raise SystemExit(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.baseline import BaselineParser, Gazetteer, detect_language
+from nlu.baseline import BaselineParser, detect_language
+from nlu.gazetteer import Gazetteer
 from nlu.schema import Parser
 
 GAZ = Gazetteer.from_lists(

@@ -5,7 +5,7 @@ import pytest
 from nbest_examples import nbest_example
 
 from lab.rescoring.tune import choose, tune
-from nlu.baseline import Gazetteer
+from nlu.gazetteer import Gazetteer
 from rescoring.combine import Combination, ListFeatures, list_features
 
 

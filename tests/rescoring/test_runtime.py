@@ -84,7 +84,7 @@ def test_committed_model_scores_a_list(monkeypatch):
 
 
 def test_rank_applies_word_and_catalog_bonuses(tmp_path):
-    from nlu.baseline import Gazetteer
+    from nlu.gazetteer import Gazetteer
 
     model = _length_model(tmp_path)
     config = {"lambda": 0.0, "word_bonus": -0.1, "catalog_bonus": 0.5, "max_length": 8}
