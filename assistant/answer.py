@@ -3,52 +3,27 @@
 `Answerer(inventory, linker).answer(nlu, store, nbest=None)` handles every intent:
 location (aisle, bay, department), stock (on hand, on order, nearby stores), top sellers
 (department, period), associate schedules, out of scope, not found (closest items) and
-ambiguous (asks back with the top candidates). `build_assistant()` wires parser + linker +
-answerer once; `assistant ask` and the streaming server both use it.
+ambiguous (asks back with the top candidates). assistant.pipeline.build_assistant wires
+parser + linker + answerer once; the server runs answers through assistant.answer_stage.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import datetime as dt
-import functools
 import logging
 import re
-import threading
-import time
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
 from asr.nbest import NBest
+from assistant.dates import PERIOD_NAMES, WEEKDAYS, day_of, period_of
 from assistant.inventory import Inventory, ProductRecord
 from assistant.linker import Linker, LinkResult
 from nlu.baseline import fold
 from nlu.schema import NluResult, Parser
 
 log = logging.getLogger(__name__)
-
-WEEKDAYS = {
-    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-    "es": ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"),
-}
-_WEEKDAY_KEYS = {fold(name): i for names in WEEKDAYS.values() for i, name in enumerate(names)}
-PERIODS = {
-    "today": ("today", "hoy", "so far today"),
-    "yesterday": ("yesterday", "ayer"),
-    "last_week": ("last week", "past week", "la semana pasada", "semana pasada"),
-    "this_month": ("this month", "este mes", "el mes", "past month", "last month", "el mes pasado"),
-    "this_week": ("this week", "esta semana", "la semana"),
-}
-PERIOD_NAMES = {
-    "today": ("today", "hoy"),
-    "yesterday": ("yesterday", "ayer"),
-    "this_week": ("in the last 7 days", "en los últimos 7 días"),
-    "last_week": ("last week", "la semana pasada"),
-    "this_month": ("in the last 28 days", "en los últimos 28 días"),
-}
 
 
 @dataclass(frozen=True)
@@ -299,11 +274,7 @@ class Answerer:
 
     def _period(self, nlu: NluResult) -> str:
         date = nlu.first("DATE")
-        key = fold(date.text) if date else ""
-        for period, phrases in PERIODS.items():
-            if any(fold(p) in key for p in phrases):
-                return period
-        return "this_week"
+        return period_of(date.text if date else "")
 
     def _top_sellers(self, nlu: NluResult, lang: str, store: str) -> Answer:
         dept_id = None
@@ -353,18 +324,7 @@ class Answerer:
 
     def _day(self, nlu: NluResult, today: dt.date) -> dt.date:
         date = nlu.first("DATE")
-        key = fold(date.text) if date else ""
-        if "pasado manana" in key or "day after tomorrow" in key:
-            return today + dt.timedelta(days=2)
-        if "tomorrow" in key or key in ("manana",):
-            return today + dt.timedelta(days=1)
-        if "yesterday" in key or "ayer" in key:
-            return today - dt.timedelta(days=1)
-        for word in key.split():
-            if word in _WEEKDAY_KEYS:
-                ahead = (_WEEKDAY_KEYS[word] - today.weekday()) % 7
-                return today + dt.timedelta(days=ahead)
-        return today
+        return day_of(date.text if date else "", today)
 
     def _schedule(self, nlu: NluResult, lang: str, store: str, today: dt.date) -> Answer:
         day = self._day(nlu, today)
@@ -457,193 +417,3 @@ def _join(items: list[str], lang: str, conjunction: str = "and") -> str:
         return "".join(items)
     word = _say(lang, " or ", " o ") if conjunction == "or" else _say(lang, " and ", " y ")
     return ", ".join(items[:-1]) + word + items[-1]
-
-
-@dataclass
-class AssistantBundle:
-    """Parser + linker + answerer over one inventory, built once and shared."""
-
-    parser: Parser
-    linker: Linker
-    answerer: Answerer
-    inventory: Inventory
-
-    def ask(self, text: str, store: str = "1", language: str | None = None) -> dict:
-        """`assistant ask --json` shape: {"text", "intent", "entities", "answer"}."""
-        nlu = self.parser.parse(text, language)
-        answer = self.answerer.answer(nlu, store)
-        return {
-            "text": text,
-            "language": nlu.language,
-            "intent": {"name": nlu.intent, "score": round(nlu.intent_score, 4)},
-            "entities": [e.to_dict() for e in nlu.entities],
-            "answer": answer.to_dict(),
-        }
-
-
-def load_parser(inventory: Inventory | None, prefer_learned: bool = True) -> Parser:
-    """The learned student when installed, else the gazetteer baseline."""
-    if prefer_learned:
-        from nlu.runtime import load_default_parser
-
-        parser = load_default_parser()
-        if parser is not None:
-            log.info("parser: learned student")
-            return parser
-    from assistant.gazetteer import build_gazetteer
-    from nlu.baseline import BaselineParser
-
-    log.info("parser: gazetteer baseline")
-    return BaselineParser(build_gazetteer(inventory))
-
-
-def build_assistant(
-    database_url: str | None = None, parser: Parser | None = None, prefer_learned: bool = True
-) -> AssistantBundle:
-    """Everything `assistant ask` and the server need to turn text into answers.
-
-    Does not touch the database beyond reading the gazetteer (and falls back to the curated
-    lists when it is down), so a server can start and report the database per request.
-    """
-    inventory = Inventory(database_url)
-    parser = parser or load_parser(inventory, prefer_learned)
-    linker = Linker(inventory)
-    return AssistantBundle(parser, linker, Answerer(inventory, linker, parser), inventory)
-
-
-class CircuitBreaker:
-    """Fails fast while a dependency is down: open after a timeout or `failures_to_open`
-    consecutive errors, for `open_s`; then one trial call at a time (half open) until one
-    succeeds. Thread-safe; `clock` is injectable for tests."""
-
-    def __init__(
-        self, failures_to_open: int = 3, open_s: float = 10.0, clock=time.monotonic
-    ) -> None:
-        self.failures_to_open = failures_to_open
-        self.open_s = open_s
-        self.clock = clock
-        self._failures = 0
-        self._open_until: float | None = None  # None: closed
-        self._trial = False  # a half-open trial call is in flight
-        self._lock = threading.Lock()
-
-    @property
-    def state(self) -> str:
-        with self._lock:
-            if self._open_until is None:
-                return "closed"
-            return "open" if self.clock() < self._open_until else "half_open"
-
-    def allow(self) -> bool:
-        with self._lock:
-            if self._open_until is None:
-                return True
-            if self.clock() < self._open_until or self._trial:
-                return False
-            self._trial = True
-            return True
-
-    def success(self) -> None:
-        with self._lock:
-            self._failures, self._open_until, self._trial = 0, None, False
-
-    def failure(self, hung: bool = False) -> None:
-        with self._lock:
-            self._failures += 1
-            self._trial = False
-            if hung or self._failures >= self.failures_to_open or self._open_until is not None:
-                self._open_until = self.clock() + self.open_s
-
-
-DB_DOWN = (
-    "the inventory database is unreachable; the transcript and intent are below, "
-    "ask again in a moment"
-)
-
-
-class AnswerStage:
-    """The answer stage of the server, off the first-pass batch worker.
-
-    `complete(result, store)` answers a FinalResult whose later stages ran without an
-    answerer: on threads of its own, within `timeout_s`, behind a CircuitBreaker. A database
-    that hangs costs one timeout (the breaker opens), not one per queued final, and never
-    holds up the next first-pass batch; once it answers again, answers resume by themselves.
-    """
-
-    def __init__(
-        self,
-        answerer,
-        timeout_s: float = 3.0,
-        breaker: CircuitBreaker | None = None,
-        workers: int = 4,
-    ) -> None:
-        self.answerer = answerer
-        self.timeout_s = timeout_s
-        self.breaker = breaker or CircuitBreaker()
-        self._slots = threading.BoundedSemaphore(workers)
-
-    async def complete(self, result, store: str):
-        """FinalResult -> the same with `answer`, its timing and its errors filled in."""
-        from assistant.pipeline import _is_database_error
-
-        if result.nlu is None:
-            return result
-        started = time.perf_counter()
-        answer, error = None, None
-        if not self.breaker.allow():
-            error = ("db_unavailable", DB_DOWN)
-        else:
-            call = functools.partial(self.answerer.answer, result.nlu, store, nbest=result.nbest)
-            try:
-                answer = await asyncio.wait_for(self._in_thread(call), self.timeout_s)
-                self.breaker.success()
-            except TimeoutError:
-                log.warning("inventory database did not answer within %g s", self.timeout_s)
-                self.breaker.failure(hung=True)
-                error = ("db_unavailable", DB_DOWN)
-            except Exception as failure:
-                if _is_database_error(failure):
-                    log.warning("inventory database unavailable: %s", failure)
-                    self.breaker.failure()
-                    error = ("db_unavailable", DB_DOWN)
-                else:
-                    log.exception("answer failed")
-                    self.breaker.success()  # the database answered; the bug is ours
-                    error = ("pipeline_error", "could not build an answer; try again")
-        answer_ms = (time.perf_counter() - started) * 1000.0
-        timings = dict(result.timings_ms)
-        timings["answer"] = timings.get("answer", 0.0) + answer_ms
-        timings["total"] = timings.get("total", 0.0) + answer_ms
-        errors = result.errors + ((error,) if error else ())
-        return dataclasses.replace(result, answer=answer, timings_ms=timings, errors=errors)
-
-    def _in_thread(self, call) -> asyncio.Future:
-        """Run `call` on a daemon thread of its own. Not an executor: a call stuck in a hung
-        database must not hold the process at exit (executor threads are joined then), and the
-        breaker keeps such threads to one per `open_s`. At most `workers` run at once; more
-        wait for a slot within the caller's timeout."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-
-        def settle(value, error) -> None:
-            if not future.done():
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(value)
-
-        def target() -> None:
-            value, error = None, None
-            try:
-                with self._slots:
-                    value = call()
-            except Exception as failure:  # handed to the awaiting coroutine
-                error = failure
-            with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
-                loop.call_soon_threadsafe(settle, value, error)
-
-        threading.Thread(target=target, name="answer", daemon=True).start()
-        return future
-
-    def close(self) -> None:
-        """Nothing to stop: calls still running end with their database call."""

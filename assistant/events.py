@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asr.streaming import Endpoint
+    from assistant.pipeline import FinalResult
 
 PROTOCOL_VERSION = 1
 
@@ -24,7 +28,7 @@ class ErrorCode(StrEnum):
     ALREADY_STARTED = "already_started"  # start while a stream is running
     ODD_LENGTH = "odd_length"  # a binary frame with an odd number of bytes (not 16-bit PCM)
     UTTERANCE_TOO_LONG = "utterance_too_long"  # speech longer than the limit: cut, final sent
-    NO_ANSWER = "db_unavailable"  # the inventory database could not be reached for this answer
+    DB_UNAVAILABLE = "db_unavailable"  # the inventory database could not be reached for this answer
     PIPELINE = "pipeline_error"  # a stage failed on this utterance; the session goes on
     # fatal: the server closes the connection after sending these
     FRAME_TOO_LARGE = "frame_too_large"  # a binary frame or a text frame over its maximum
@@ -88,9 +92,43 @@ def partial(utterance: int, text: str) -> str:
     return _dump({"type": "partial", "utterance": utterance, "text": text})
 
 
-def final(utterance: int, result: dict[str, Any]) -> str:
-    """result: the pipeline's FinalResult.to_dict() (text, language, nbest, intent, ...)."""
-    return _dump({"type": "final", "utterance": utterance, **result})
+def final_timings(result: FinalResult, wait_ms: float = 0.0) -> dict[str, float]:
+    """`timings_ms` of a final (ms, one decimal): wait for the batch, each stage, total."""
+    timings = {"wait": wait_ms, **result.timings_ms}
+    timings["total"] = timings.get("total", 0.0) + wait_ms
+    return {k: round(v, 1) for k, v in timings.items()}
+
+
+def final_fields(result: FinalResult, wait_ms: float = 0.0) -> dict[str, Any]:
+    """What a `final` says about the utterance (also `assistant transcribe`-like tools' view):
+    text, first_pass_text, language, nbest, intent, entities, answer, timings_ms."""
+    first = result.nbest.first_pass_best
+    nlu = result.nlu.to_dict() if result.nlu is not None else None
+    return {
+        "text": result.nbest.text,
+        "first_pass_text": first.text if first else "",
+        "language": result.nbest.language,
+        "nbest": [h.to_dict() for h in result.nbest.hypotheses],
+        "intent": nlu["intent"] if nlu else None,
+        "entities": nlu["entities"] if nlu else [],
+        "answer": result.answer.to_dict() if result.answer is not None else None,
+        "timings_ms": final_timings(result, wait_ms),
+    }
+
+
+def final(utterance: int, result: FinalResult, endpoint: Endpoint, wait_ms: float = 0.0) -> str:
+    """The `final` event of an utterance: its result, why and where it ended (seconds of the
+    stream)."""
+    return _dump(
+        {
+            "type": "final",
+            "utterance": utterance,
+            **final_fields(result, wait_ms),
+            "reason": endpoint.reason,
+            "start_s": endpoint.start_s,
+            "end_s": endpoint.end_s,
+        }
+    )
 
 
 def error(code: ErrorCode, message: str, utterance: int | None = None) -> str:

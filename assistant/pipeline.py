@@ -8,7 +8,10 @@ of each other, and the first pass decodes them in one `nbest_batch` call.
 
     pipeline = load_pipeline(PipelineConfig())
     pipeline.finals([FinalRequest(audio, "en", "1")]) -> [FinalResult]   (blocking)
+    pipeline.understand(nbest, store="1") -> FinalResult                  (the later stages)
     pipeline.partial(audio, None) -> ("where can I", "en") | None          (blocking)
+
+The `final` event is built from a FinalResult in assistant.events.
 """
 
 from __future__ import annotations
@@ -20,12 +23,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from asr.nbest import NBest
 from asr.transcriber import SERVED_ADAPTER
+from assistant.answer_stage import DB_DOWN, is_database_error
+
+if TYPE_CHECKING:
+    from assistant.answer import Answerer
+    from assistant.inventory import Inventory
+    from assistant.linker import Linker
+    from nlu.schema import Parser
 
 log = logging.getLogger(__name__)
 
@@ -77,21 +87,6 @@ class FinalResult:
     answer: Any | None  # assistant.answer.Answer
     timings_ms: dict[str, float]
     errors: tuple[tuple[str, str], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Fields of the `final` event (protocol v1), `type` and `utterance` excepted."""
-        first = self.nbest.first_pass_best
-        nlu = self.nlu.to_dict() if self.nlu is not None else None
-        return {
-            "text": self.nbest.text,
-            "first_pass_text": first.text if first else "",
-            "language": self.nbest.language,
-            "nbest": [h.to_dict() for h in self.nbest.hypotheses],
-            "intent": nlu["intent"] if nlu else None,
-            "entities": nlu["entities"] if nlu else [],
-            "answer": self.answer.to_dict() if self.answer is not None else None,
-            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
-        }
 
 
 def _ms(since: float) -> float:
@@ -163,8 +158,16 @@ class Pipeline:
             self._partial_slot.release()
         return nbest.text, nbest.language
 
-    def finals(self, requests: list[FinalRequest]) -> list[FinalResult]:
-        """First pass for all requests in one batch, then each through the later stages."""
+    def with_final_decoder(self, decoder) -> Pipeline:
+        """The same stages with finals decoded by `decoder` (e.g. asr.torch_continuous's
+        ContinuousDecoder over this pipeline's model); partials keep their greedy view."""
+        other = copy.copy(self)  # shares the loaded stages, the partial view and the locks
+        other.transcriber = decoder
+        return other
+
+    def finals(self, requests: list[FinalRequest], answer: bool = True) -> list[FinalResult]:
+        """First pass for all requests in one batch, then each through the later stages
+        (`answer` False: no answer stage; the server answers off the batch worker)."""
         if not requests:
             return []
         with self._finals_lock:
@@ -181,7 +184,10 @@ class Pipeline:
                 **biasing,
             )
             asr_ms = _ms(started)
-            return [self._after_asr(r, nb, asr_ms) for r, nb in zip(requests, nbests, strict=True)]
+            return [
+                self.understand(nb, r.store, asr_ms, answer)
+                for r, nb in zip(requests, nbests, strict=True)
+            ]
         finally:
             with self._finals_lock:
                 self._finals_in_flight -= 1
@@ -192,7 +198,12 @@ class Pipeline:
             return self.phrases
         return _client_phrases(request.phrases)
 
-    def _after_asr(self, request: FinalRequest, nbest: NBest, asr_ms: float) -> FinalResult:
+    def understand(
+        self, nbest: NBest, store: str, asr_ms: float = 0.0, answer: bool = True
+    ) -> FinalResult:
+        """Rescoring, parsing and (when `answer`) the answer for one first-pass n-best list.
+
+        Each stage that fails is skipped with its error in the result; never raises."""
         timings = {"asr": asr_ms, "rescore": 0.0, "nlu": 0.0, "answer": 0.0}
         errors: list[tuple[str, str]] = []
         if self.reranker is not None:
@@ -202,7 +213,7 @@ class Pipeline:
             except Exception:  # the first-pass order is a fine answer
                 log.exception("rescoring failed; keeping the first-pass order")
             timings["rescore"] = _ms(t)
-        nlu = answer = None
+        nlu = reply = None
         if self.parser is not None and nbest.text.strip():
             t = time.perf_counter()
             try:
@@ -211,43 +222,20 @@ class Pipeline:
                 log.exception("parser failed on %r", nbest.text)
                 errors.append(("pipeline_error", "could not understand this utterance; try again"))
             timings["nlu"] = _ms(t)
-        if self.answerer is not None and nlu is not None:
+        if answer and self.answerer is not None and nlu is not None:
             t = time.perf_counter()
             try:
-                answer = self.answerer.answer(nlu, request.store, nbest=nbest)
+                reply = self.answerer.answer(nlu, store, nbest=nbest)
             except Exception as error:
-                if _is_database_error(error):
+                if is_database_error(error):
                     log.warning("inventory database unavailable: %s", error)
-                    errors.append(
-                        (
-                            "db_unavailable",
-                            "the inventory database is unreachable; the transcript and intent "
-                            "are below, ask again in a moment",
-                        )
-                    )
+                    errors.append(("db_unavailable", DB_DOWN))
                 else:
                     log.exception("answer failed")
                     errors.append(("pipeline_error", "could not build an answer; try again"))
             timings["answer"] = _ms(t)
         timings["total"] = sum(timings.values())
-        return FinalResult(nbest, nlu, answer, timings, tuple(errors))
-
-
-def _is_database_error(error: Exception) -> bool:
-    """SQLAlchemy/DBAPI errors and OS-level connection failures count as 'database down'."""
-    try:
-        from sqlalchemy.exc import SQLAlchemyError
-    except ImportError:  # pragma: no cover - sqlalchemy is a runtime dependency
-        SQLAlchemyError = ()  # noqa: N806
-    names = {type(e).__name__ for e in (error, error.__cause__) if e is not None}
-    return (
-        isinstance(error, (SQLAlchemyError, ConnectionError))
-        or isinstance(error.__cause__, SQLAlchemyError)
-        or bool(
-            names
-            & {"OperationalError", "InterfaceError", "DatabaseUnavailable", "InventoryUnavailable"}
-        )
-    )
+        return FinalResult(nbest, nlu, reply, timings, tuple(errors))
 
 
 @functools.lru_cache(maxsize=64)
@@ -269,26 +257,28 @@ def _greedy_view(transcriber, beam: int):
     return view
 
 
-def load_pipeline(config: PipelineConfig | None = None) -> Pipeline:
+def load_pipeline(config: PipelineConfig | None = None, transcriber=None) -> Pipeline:
     """Load every stage that exists; log which implementation serves each one.
 
-    Raises whatever the first pass raises when Whisper is missing (the caller turns it into a
-    clear message); the later stages are optional.
+    transcriber: an already loaded first pass to share (tests, benchmarks); None loads the one
+    `config` describes. Raises whatever the first pass raises when Whisper is missing (the
+    caller turns it into a clear message); the later stages are optional.
     """
     config = config or PipelineConfig()
-    from asr.backends import load_transcriber
-    from asr.transcriber import TranscriberConfig
+    if transcriber is None:
+        from asr.backends import load_transcriber
+        from asr.transcriber import TranscriberConfig
 
-    transcriber = load_transcriber(
-        TranscriberConfig(
-            nbest=config.nbest,
-            cpu_threads=config.cpu_threads,
-            widen_beam=config.widen_beam,
-            window_s=config.window_s,
-            adapter=config.adapter,
-        ),
-        backend=config.asr_backend,
-    )
+        transcriber = load_transcriber(
+            TranscriberConfig(
+                nbest=config.nbest,
+                cpu_threads=config.cpu_threads,
+                widen_beam=config.widen_beam,
+                window_s=config.window_s,
+                adapter=config.adapter,
+            ),
+            backend=config.asr_backend,
+        )
     parser, answerer, inventory = _load_nlu_and_answerer(config)
     reranker = _load_reranker(inventory) if config.rescore else None
     phrases = _load_phrases(inventory) if config.phrases else None
@@ -322,7 +312,6 @@ def _load_reranker(inventory):
 
 def _load_nlu_and_answerer(config: PipelineConfig):
     """Parser, answerer and inventory from the factory `assistant ask` uses too."""
-    from assistant.answer import build_assistant
     from assistant.inventory.db import InventoryUnavailable
 
     bundle = build_assistant(database_url=config.database_url)
@@ -332,3 +321,59 @@ def _load_nlu_and_answerer(config: PipelineConfig):
         # the server still starts; each final then reports db_unavailable
         log.warning("inventory unavailable at start-up: %s", error)
     return bundle.parser, bundle.answerer, bundle.inventory
+
+
+@dataclass
+class AssistantBundle:
+    """Parser + linker + answerer over one inventory, built once and shared."""
+
+    parser: Parser
+    linker: Linker
+    answerer: Answerer
+    inventory: Inventory
+
+    def ask(self, text: str, store: str = "1", language: str | None = None) -> dict:
+        """`assistant ask --json` shape: {"text", "intent", "entities", "answer"}."""
+        nlu = self.parser.parse(text, language)
+        answer = self.answerer.answer(nlu, store)
+        return {
+            "text": text,
+            "language": nlu.language,
+            "intent": {"name": nlu.intent, "score": round(nlu.intent_score, 4)},
+            "entities": [e.to_dict() for e in nlu.entities],
+            "answer": answer.to_dict(),
+        }
+
+
+def load_parser(inventory: Inventory | None, prefer_learned: bool = True) -> Parser:
+    """The learned student when installed, else the gazetteer baseline."""
+    if prefer_learned:
+        from nlu.runtime import load_default_parser
+
+        parser = load_default_parser()
+        if parser is not None:
+            log.info("parser: learned student")
+            return parser
+    from assistant.gazetteer import build_gazetteer
+    from nlu.baseline import BaselineParser
+
+    log.info("parser: gazetteer baseline")
+    return BaselineParser(build_gazetteer(inventory))
+
+
+def build_assistant(
+    database_url: str | None = None, parser: Parser | None = None, prefer_learned: bool = True
+) -> AssistantBundle:
+    """Everything `assistant ask` and the server need to turn text into answers.
+
+    Does not touch the database beyond reading the gazetteer (and falls back to the curated
+    lists when it is down), so a server can start and report the database per request.
+    """
+    from assistant.answer import Answerer
+    from assistant.inventory import Inventory
+    from assistant.linker import Linker
+
+    inventory = Inventory(database_url)
+    parser = parser or load_parser(inventory, prefer_learned)
+    linker = Linker(inventory)
+    return AssistantBundle(parser, linker, Answerer(inventory, linker, parser), inventory)

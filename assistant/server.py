@@ -35,9 +35,10 @@ from websockets.protocol import State
 
 from asr.streaming import StreamingConfig
 from assistant import events
+from assistant.batcher import FinalBatcher
 from assistant.events import CLOSE_FOR, CloseCode, ErrorCode
 from assistant.metrics import Metrics
-from assistant.session import ControlError, FinalBatcher, Session, SessionLimits, parse_control
+from assistant.session import ControlError, Session, SessionLimits, parse_control
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class AssistantServer:
         # Connections whose URL carried the right ?token= (weak: a connection that never
         # reaches the handler does not linger, and no later connection inherits its entry).
         self._authenticated: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
-        self._answers = None  # assistant.answer.AnswerStage once the pipeline is there
+        self._answers = None  # assistant.answer_stage.AnswerStage once the pipeline is there
         self._names = own_names(config.host)  # what a same-origin page's Origin may name
         self._pending_auth = 0  # connections waiting for their token (see _authenticate)
 
@@ -169,11 +170,11 @@ class AssistantServer:
     def _configure_batching(self) -> None:
         answerer = getattr(self.pipeline, "answerer", None)
         if answerer is not None and self._answers is None:
-            # The answer stage leaves the first-pass batch worker: a slow database then never
-            # holds up the next batch, and its calls get their own timeout and breaker.
-            from assistant.answer import AnswerStage, CircuitBreaker
+            # The answer stage leaves the first-pass batch worker (finals run with
+            # answer=False): a slow database then never holds up the next batch, and its calls
+            # get their own timeout and breaker.
+            from assistant.answer_stage import AnswerStage, CircuitBreaker
 
-            self.pipeline.answerer = None
             self._answers = AnswerStage(
                 answerer,
                 self.config.answer_timeout_s,
@@ -187,7 +188,7 @@ class AssistantServer:
             # The decoder merges concurrent calls itself: each final goes alone, at once, on
             # its own thread (its later stages then wait for nobody's first pass).
             self._decoder = ContinuousDecoder(transcriber)
-            self.pipeline.transcriber = self._decoder
+            self.pipeline = self.pipeline.with_final_decoder(self._decoder)
             self._batcher.max_batch, self._batcher.max_wait_s = 1, 0.0
             self._batcher.max_in_flight = self.config.max_sessions
             return
@@ -206,7 +207,7 @@ class AssistantServer:
         return bool(self.config.continuous_batching) or device.startswith("cuda")
 
     def _run_batch(self, requests):
-        return self.pipeline.finals(requests)
+        return self.pipeline.finals(requests, answer=self._answers is None)
 
     async def shutdown(self) -> None:
         """Graceful: refuse new sessions, finish utterances in flight, close with 1001.
@@ -251,12 +252,7 @@ class AssistantServer:
     async def serve_forever(self) -> None:
         """start(), then run until SIGTERM/SIGINT, then shutdown()."""
         await self.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await wait_for_stop_signal()
         await self.shutdown()
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -610,9 +606,14 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
     return Response(status.value, status.phrase, headers, body)
 
 
-async def run_server(config: ServerConfig, pipeline_factory: Callable[[], object]) -> None:
-    """Entry point of `assistant serve`."""
-    await AssistantServer(config, pipeline_factory=pipeline_factory).serve_forever()
+async def wait_for_stop_signal() -> None:
+    """Return at the first SIGTERM or SIGINT (where the loop can take signal handlers)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
-__all__ = ["AssistantServer", "CloseCode", "ServerConfig", "run_server"]
+__all__ = ["AssistantServer", "CloseCode", "ServerConfig", "wait_for_stop_signal"]

@@ -1,4 +1,4 @@
-"""One websocket session (protocol v1) and the batching queue that all sessions share.
+"""One websocket session (protocol v1): client messages in, events out.
 
 A session validates client messages, turns PCM frames into 16 kHz float32, runs the
 streaming policy off the event loop and sends events. It knows nothing of sockets: the
@@ -15,7 +15,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,10 +22,11 @@ import numpy as np
 from asr.audio import StreamResampler
 from asr.streaming import Endpoint, StreamingConfig, StreamingPolicy
 from assistant import events
+from assistant.batcher import FinalBatcher
 from assistant.events import CLOSE_FOR, ErrorCode
 from assistant.metrics import Metrics
 from assistant.phrases import PhraseError, check_phrases
-from assistant.pipeline import FinalRequest, FinalResult
+from assistant.pipeline import FinalRequest
 
 log = logging.getLogger(__name__)
 
@@ -142,105 +142,6 @@ def _json_type(value) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
-class FinalBatcher:
-    """Collects the finals of concurrent sessions and runs them as one batch in a thread.
-
-    A request waits at most `max_wait_s` for company. With `max_in_flight` 1 (static
-    batching), one batch runs at a time and new requests queue up for the next one (the
-    model shares the cores). With more (continuous batching: the first pass merges work
-    from concurrent calls itself, e.g. asr.torch_continuous), batches are dispatched at
-    once, up to that many in flight, on threads of their own, so that a final never waits
-    for another final's later stages (or for the default executor's other users).
-    """
-
-    def __init__(
-        self,
-        run_batch: Callable[[list[FinalRequest]], list[FinalResult]],
-        max_wait_s: float = 0.005,
-        max_batch: int = 8,
-        metrics: Metrics | None = None,
-        max_in_flight: int = 1,
-    ) -> None:
-        self.run_batch = run_batch
-        self.max_wait_s = max_wait_s
-        self.max_batch = max_batch
-        self.metrics = metrics
-        self.max_in_flight = max_in_flight  # may be changed until the first request
-        self._queue: asyncio.Queue[tuple[FinalRequest, asyncio.Future, float]] = asyncio.Queue()
-        self._task: asyncio.Task | None = None
-        self._running: set[asyncio.Task] = set()
-        self._executor: ThreadPoolExecutor | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            if self.max_in_flight > 1 and self._executor is None:
-                self._executor = ThreadPoolExecutor(self.max_in_flight, "finals")
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._running) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._task = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-
-    async def submit(self, request: FinalRequest) -> tuple[FinalResult, float]:
-        """-> (result, milliseconds spent waiting for the batch to start)."""
-        self.start()
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put((request, future, time.perf_counter()))
-        return await future
-
-    async def _loop(self) -> None:
-        while True:
-            while len(self._running) >= self.max_in_flight:
-                await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
-            batch = [await self._queue.get()]
-            deadline = time.perf_counter() + self.max_wait_s
-            while len(batch) < self.max_batch:
-                timeout = deadline - time.perf_counter()
-                try:
-                    batch.append(
-                        self._queue.get_nowait()
-                        if timeout <= 0
-                        else await asyncio.wait_for(self._queue.get(), timeout)
-                    )
-                except (asyncio.QueueEmpty, TimeoutError):
-                    break
-            batch = [item for item in batch if not item[1].cancelled()]  # clients gone
-            if not batch:
-                continue
-            task = asyncio.get_running_loop().create_task(self._run(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _run(self, batch: list[tuple[FinalRequest, asyncio.Future, float]]) -> None:
-        started = time.perf_counter()
-        if self.metrics:
-            self.metrics.batch(len(batch))
-        requests = [r for r, _, _ in batch]
-        try:
-            if self._executor is None:
-                results = await asyncio.to_thread(self.run_batch, requests)
-            else:
-                loop = asyncio.get_running_loop()
-                results = await loop.run_in_executor(self._executor, self.run_batch, requests)
-        except Exception as error:  # one bad batch must not stop the queue
-            log.exception("final batch failed")
-            for _, future, _ in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for (_, future, queued), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result((result, (started - queued) * 1000.0))
-
-
 class Session:
     """Protocol state for one connection. Feed it messages; it sends events."""
 
@@ -271,7 +172,7 @@ class Session:
         self.authenticated = authenticated
         self.token_check = token_check
         self.vad_factory = vad_factory
-        # assistant.answer.AnswerStage: answers off the first-pass batch (None: the pipeline's)
+        # assistant.answer_stage.AnswerStage: answers off the first-pass batch (None: the pipeline's)
         self.answers = answers
         self.closed = False
         self.last_activity = time.monotonic()
@@ -571,13 +472,8 @@ class Session:
                 endpoint.utterance,
             )
             return
-        body = result.to_dict()
-        body["timings_ms"] = {"wait": round(wait_ms, 1), **body["timings_ms"]}
-        body["timings_ms"]["total"] = round(body["timings_ms"]["total"] + wait_ms, 1)
-        body["reason"] = endpoint.reason
-        body["start_s"], body["end_s"] = endpoint.start_s, endpoint.end_s
-        self.metrics.utterance({k: v for k, v in body["timings_ms"].items()})
-        await self.send(events.final(endpoint.utterance, body))
+        self.metrics.utterance(events.final_timings(result, wait_ms))
+        await self.send(events.final(endpoint.utterance, result, endpoint, wait_ms))
         for code, message in result.errors:
             await self.error(ErrorCode(code), message, endpoint.utterance)
         if endpoint.reason == "max_length":

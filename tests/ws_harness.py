@@ -19,7 +19,7 @@ class FakePipeline:
     """Instant stand-in for the models: the 'transcript' says how long the audio was.
 
     fail_answer: raise a database error from the answer stage (DB down).
-    answerer: an answer stage the server runs itself (assistant.answer.AnswerStage), as it
+    answerer: an answer stage the server runs itself (assistant.answer_stage.AnswerStage), as it
     does with the real pipeline's; None: finals carry no answer.
     pad: characters of filler added to each final's text (a client that does not read fills
     its socket buffer sooner).
@@ -38,7 +38,7 @@ class FakePipeline:
     def partial(self, audio, language):
         return f"partial {len(audio) // 1600}", language or "en"
 
-    def finals(self, requests):
+    def finals(self, requests, answer: bool = True):
         self.batches.append(len(requests))
         out = []
         for r in requests:

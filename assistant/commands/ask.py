@@ -26,7 +26,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from assistant.answer import build_assistant
+    from assistant.pipeline import build_assistant
 
     text = check_text(" ".join(args.text).strip(), "the question")
     if not text:

@@ -49,8 +49,8 @@ def load_parser(model: str | None = None, precision: str = "auto"):
         "using the baseline rule parser",
         file=sys.stderr,
     )
-    from assistant.answer import load_parser as load_assistant_parser  # noqa: PLC0415
     from assistant.inventory import Inventory  # noqa: PLC0415
+    from assistant.pipeline import load_parser as load_assistant_parser  # noqa: PLC0415
 
     # the same gazetteer baseline `assistant ask` falls back to (the curated lists when the
     # database is down)

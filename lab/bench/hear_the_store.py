@@ -214,14 +214,15 @@ def load_stages(variants: list[str]):
 
     from asr.transcriber import LID_CONFIDENT, Transcriber, TranscriberConfig
     from assistant.phrases import catalog_phrases
-    from assistant.pipeline import Pipeline, PipelineConfig, _load_nlu_and_answerer, _load_reranker
+    from assistant.pipeline import PipelineConfig, load_pipeline
 
     config = PipelineConfig()
     base = Transcriber(
         TranscriberConfig(nbest=config.nbest, widen_beam=False, window_s=config.window_s)
     )
-    parser, answerer, inventory = _load_nlu_and_answerer(config)
-    pipeline = Pipeline(base, _load_reranker(inventory), parser, answerer, config, inventory)
+    # The deployed later stages; the first pass is decoded per variant below.
+    pipeline = load_pipeline(dataclasses.replace(config, phrases=False), transcriber=base)
+    inventory = pipeline.inventory
     catalog = catalog_phrases(inventory)
 
     def view(**changes):  # the same loaded weights with other decoding settings
@@ -254,7 +255,6 @@ def decode(transcriber, phrases, audio, language=None):
 
 def run_synthetic(clips, variants, pipeline, inventory) -> list[dict]:
     from asr.nbest import Hypothesis, NBest
-    from assistant.pipeline import FinalRequest
 
     records = []
     for clip in tqdm(clips, desc="held-out clips"):
@@ -266,7 +266,7 @@ def run_synthetic(clips, variants, pipeline, inventory) -> list[dict]:
                 asr_ms = 0.0
             else:
                 nbest, asr_ms = decode(transcriber, phrases, audio)
-            result = pipeline._after_asr(FinalRequest(audio, None, "1"), nbest, asr_ms)
+            result = pipeline.understand(nbest, "1", asr_ms)
             text, texts = result.nbest.text, [h.text for h in result.nbest.hypotheses]
             lang = row["language"]
             entities = {

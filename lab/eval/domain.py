@@ -30,9 +30,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.answer import load_parser
 from assistant.inventory import Inventory
 from assistant.linker import Linker
+from assistant.pipeline import load_parser
 from lab.eval.asr_linking import decode_fixtures, evaluate_asr_linking, load_fixtures
 from nlu.schema import Entity, NluResult, Parser
 

@@ -12,7 +12,7 @@ import pytest
 from websockets.sync.client import connect
 from ws_harness import ServerThread, recv_json, recv_until, silence_pcm, tone_pcm
 
-from assistant.session import FinalBatcher
+from assistant.batcher import FinalBatcher
 
 
 def _blocking_batcher(max_in_flight: int):
@@ -95,7 +95,7 @@ def test_server_decodes_finals_continuously(tiny_transcriber):
 
     st, pipeline = _server(tiny_transcriber, continuous_batching=True)
     with st:
-        assert isinstance(pipeline.transcriber, ContinuousDecoder)
+        assert isinstance(st.server.pipeline.transcriber, ContinuousDecoder)
         assert st.server._batcher.max_in_flight == st.server.config.max_sessions
         results: list = [None] * 3
         threads = [
@@ -106,12 +106,12 @@ def test_server_decodes_finals_continuously(tiny_transcriber):
             thread.start()
         for thread in threads:
             thread.join(60)
-        decoded = pipeline.transcriber.stats.steps
+        decoded = st.server.pipeline.transcriber.stats.steps
     for finals in results:
         assert len(finals) == 1 and finals[0]["nbest"] and finals[0]["language"] == "en"
         assert finals[0]["text"] == finals[0]["nbest"][0]["text"]
     assert decoded > 0
-    assert not pipeline.transcriber._thread.is_alive()  # closed at shutdown
+    assert not st.server.pipeline.transcriber._thread.is_alive()  # closed at shutdown
 
 
 def test_server_keeps_static_batching_on_cpu_by_default(tiny_transcriber):

@@ -8,8 +8,8 @@ import pytest
 from inventory_db import AS_OF, inventory_url, postgres_url, sqlite_url  # noqa: F401
 
 from asr.nbest import Hypothesis, NBest
-from assistant.answer import build_assistant
 from assistant.inventory import Inventory, InventoryUnavailable
+from assistant.pipeline import build_assistant
 
 
 @pytest.fixture(scope="session")

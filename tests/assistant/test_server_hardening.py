@@ -493,7 +493,7 @@ def test_a_database_that_hangs_costs_one_connect_timeout():
 
 
 def test_circuit_breaker_opens_on_a_hang_or_repeated_errors_and_tries_again():
-    from assistant.answer import CircuitBreaker
+    from assistant.answer_stage import CircuitBreaker
 
     now = [0.0]
     breaker = CircuitBreaker(failures_to_open=3, open_s=10.0, clock=lambda: now[0])

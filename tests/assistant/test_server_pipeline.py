@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from asr.nbest import Hypothesis, NBest
+from assistant import events
 from assistant.pipeline import FinalRequest, Pipeline
 
 
@@ -46,13 +47,14 @@ def test_finals_batch_and_shape():
     pipeline = Pipeline(stub, BrokenReranker(), BaselineParser())
     results = pipeline.finals([request("en"), request("en"), request(None)])
     assert stub.batches == [3]  # one first-pass call for the whole batch
-    body = results[0].to_dict()
+    body = events.final_fields(results[0])
     assert body["text"] == "where can I find tide pods"  # first-pass order kept (reranker failed)
     assert body["first_pass_text"] == body["text"]
     assert body["intent"]["name"] == "find_product"
     assert [h["text"] for h in body["nbest"]] == stub.texts
     assert body["answer"] is None and results[0].errors == ()
-    assert set(body["timings_ms"]) == {"asr", "rescore", "nlu", "answer", "total"}
+    assert set(results[0].timings_ms) == {"asr", "rescore", "nlu", "answer", "total"}
+    assert set(body["timings_ms"]) == {"wait", "asr", "rescore", "nlu", "answer", "total"}
     assert pipeline.partial(np.zeros(8000, np.float32), None) == (
         "where can I find tide pods",
         "en",
@@ -61,7 +63,7 @@ def test_finals_batch_and_shape():
 
 def test_database_down_is_reported_not_raised(tmp_path):
     pytest.importorskip("assistant.answer")
-    from assistant.answer import build_assistant
+    from assistant.pipeline import build_assistant
 
     bundle = build_assistant(database_url=f"sqlite:///{tmp_path / 'missing' / 'inventory.sqlite'}")
     stub = StubTranscriber(["where can I find tide pods"])

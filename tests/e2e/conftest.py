@@ -20,21 +20,13 @@ from ws_harness import ServerThread  # noqa: E402
 
 @pytest.fixture(scope="session")
 def e2e_pipeline(whisper_transcriber):
-    from assistant.pipeline import (
-        Pipeline,
-        PipelineConfig,
-        _load_nlu_and_answerer,
-        _load_phrases,
-        _load_reranker,
-    )
+    from assistant.pipeline import PipelineConfig, load_pipeline
 
     config = PipelineConfig()
-    parser, answerer, inventory = _load_nlu_and_answerer(config)
     # The shared model with the server's settings (no beam widening), no second load.
     transcriber = copy.copy(whisper_transcriber)
     transcriber.config = dataclasses.replace(transcriber.config, widen_beam=config.widen_beam)
-    reranker, phrases = _load_reranker(inventory), _load_phrases(inventory)  # as the server
-    return Pipeline(transcriber, reranker, parser, answerer, config, inventory, phrases)
+    return load_pipeline(config, transcriber=transcriber)  # the later stages as the server
 
 
 @pytest.fixture(scope="session")
