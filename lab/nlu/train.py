@@ -466,10 +466,90 @@ class Stages:
         return model, losses
 
 
+@dataclass
+class Run:
+    """What every step of `run` shares: the config, the device (chosen once; the dtype follows
+    it, `_autocast`), the tokenizer, the encoded data, the checkpoints and the metrics."""
+
+    cfg: TrainConfig
+    device: torch.device
+    out: Path
+    tok: object
+    train_rows: list[dict]
+    labelled: list[D.Example]
+    pool: list[D.Example]
+    sets: dict[str, list[dict]]
+    stages: Stages
+    metrics: dict
+    t_start: float  # when training starts (after loading), for train_seconds
+    deadline: float  # a time.time() value; 0: none
+    aug_items: list[D.Example] | None = None  # stage "aug" and "qat" share the same rows
+
+    def fit(
+        self,
+        name: str,
+        model: JointModel,
+        loss_fn: Callable[[dict], torch.Tensor],
+        items: Sequence[D.Example],
+        epochs: float,
+        lr: float,
+        extra: Sequence[nn.Parameter] = (),
+        quantized: bool = False,
+        **loop: object,
+    ) -> JointModel:
+        """One checkpointed stage: `train_loop` (through int8 fake quantization when
+        `quantized`), its losses and step counts into the metrics; resumed when done before."""
+        info = self.metrics["steps"].setdefault(name, {})
+        model, self.metrics["losses"][name] = self.stages.run(
+            name,
+            model,
+            lambda: _fit(
+                lambda: train_loop(
+                    model,
+                    extra,
+                    items,
+                    loss_fn,
+                    self.cfg,
+                    epochs,
+                    lr,
+                    name,
+                    self.device,
+                    info=info,
+                    **loop,  # type: ignore[arg-type]
+                ),
+                model,
+                quantized,
+            ),
+            info=info,
+        )
+        return model
+
+    def evaluate(self, model: JointModel) -> dict:
+        return evaluate(model, self.tok, self.sets, self.device)
+
+
 def run(cfg: TrainConfig) -> dict:
+    """Fine-tune (or load) the teacher, distil the student through `cfg.stages` (and the
+    ablation students), save the student and OUT/metrics.json."""
+    t_entry = time.time()
+    r = setup(cfg, t_entry)
+    teacher = fine_tune_teacher(r)
+    r.metrics["runs"]["teacher"] = {"params": teacher.n_params(), "eval": r.evaluate(teacher)}
+    log.info("teacher: %s", _summary(next(iter(r.metrics["runs"]["teacher"]["eval"].values()))))
+    student = distil_all(r, teacher)
+    r.metrics["train_seconds"] = round(time.time() - r.t_start, 1)
+    if r.device.type == "cuda":
+        r.metrics["gpu_latency"] = gpu_latency(
+            {"teacher": teacher, "student": student}, r.tok, r.device
+        )
+    (r.out / "metrics.json").write_text(json.dumps(r.metrics, indent=1))
+    return r.metrics
+
+
+def setup(cfg: TrainConfig, t_entry: float) -> Run:
+    """Seeds, device, tokenizer, the labelled rows and the distillation pool, the metrics."""
     from tokenizers import Tokenizer  # noqa: PLC0415
 
-    t_entry = time.time()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
@@ -485,166 +565,167 @@ def run(cfg: TrainConfig) -> dict:
             pool_texts = random.Random(cfg.seed).sample(pool_texts, cfg.pool_size)
         pool = D.encode_texts(tok, pool_texts, cfg.max_len)
     log.info("train %d, unlabelled pool %d, eval %s", len(labelled), len(pool), list(sets))
-    stages = Stages(out, device)
-    metrics: dict = {
-        "config": asdict(cfg),
-        "device": str(device),
-        "runs": {},
-        "losses": {},
-        "steps": {},
-    }
+    metrics: dict = {"config": asdict(cfg), "device": str(device), "runs": {}, "losses": {}}
+    metrics["steps"] = {}
     if device.type == "cuda":
         metrics["gpu"] = torch.cuda.get_device_name()
     t_start = time.time()
     deadline = t_entry + cfg.deadline_s if cfg.deadline_s else 0.0
+    return Run(
+        cfg, device, out, tok, train_rows, labelled, pool, sets, Stages(out, device), metrics,
+        t_start, deadline,
+    )  # fmt: skip
 
+
+def fine_tune_teacher(r: Run) -> JointModel:
+    """The teacher: `cfg.teacher_dir` as it is, or the `prepare` teacher fine-tuned with
+    cross-entropy on the labelled split. Returned frozen, in eval mode."""
+    cfg = r.cfg
     if cfg.teacher_dir:
-        teacher = JointModel.load(cfg.teacher_dir).to(device)
-        metrics["losses"]["teacher"] = f"fine-tuned before: {cfg.teacher_dir}"
+        teacher = JointModel.load(cfg.teacher_dir).to(r.device)
+        r.metrics["losses"]["teacher"] = f"fine-tuned before: {cfg.teacher_dir}"
     else:
         # Full fine-tuning except the word embeddings (the pruned vocabulary holds pieces
         # training never sees; freezing keeps them where pre-training put them).
-        teacher = load_init(cfg.init).to(device)
-        frozen = {id(teacher.word.weight)}
-        teacher, metrics["losses"]["teacher"] = stages.run(
+        teacher = load_init(cfg.init).to(r.device)
+        teacher = r.fit(
             "teacher",
             teacher,
-            lambda: train_loop(
-                teacher,
-                [],
-                labelled,
-                lambda b: ce_loss(teacher(b["input_ids"], b["attention_mask"]), b),
-                cfg,
-                cfg.teacher_epochs,
-                cfg.teacher_lr,
-                "teacher",
-                device,
-                frozen,
-                cfg.head_lr,
-                unfreeze=False,
-                info=metrics["steps"]["teacher"],
-            ),
-            info=metrics["steps"].setdefault("teacher", {}),
+            lambda b: ce_loss(teacher(b["input_ids"], b["attention_mask"]), b),
+            r.labelled,
+            cfg.teacher_epochs,
+            cfg.teacher_lr,
+            frozen={id(teacher.word.weight)},
+            head_lr=cfg.head_lr,
+            unfreeze=False,
         )
-    teacher.eval().requires_grad_(False)
-    metrics["runs"]["teacher"] = {
-        "params": teacher.n_params(),
-        "eval": evaluate(teacher, tok, sets, device),
-    }
-    log.info("teacher: %s", _summary(next(iter(metrics["runs"]["teacher"]["eval"].values()))))
+    return teacher.eval().requires_grad_(False)
 
-    scfg = student_config(teacher.config, cfg.layers, cfg.hidden, cfg.ffn)
-    layer_map = default_layer_map(teacher.config.layers, cfg.layers)
-    plans = {"student": ("saved" if cfg.init_student else "teacher", list(cfg.stages))}
+
+def plans(cfg: TrainConfig) -> dict[str, tuple[str, list[str]]]:
+    """Student runs: name -> (initialization, stages). The main student first."""
+    out = {"student": ("saved" if cfg.init_student else "teacher", list(cfg.stages))}
     if cfg.ablations:
-        plans |= {
+        out |= {
             "random_init": ("random", ["rep", "logit", "ce"]),
             "ce_only": ("teacher", ["ce"]),
             "logit_ce": ("teacher", ["logit", "ce"]),
         }
-    aug_items: list[D.Example] | None = None
-    for run_name, (init, plan) in plans.items():
-        if init == "teacher":
-            student, p = init_from_teacher(teacher.cpu(), scfg, layer_map, cfg.seed)
-            teacher.to(device)
-        elif init == "saved":
-            student, p = JointModel.load(cfg.init_student), None
-            layer_map = json.loads((Path(cfg.init_student) / "config.json").read_text()).get(
-                "layer_map", layer_map
-            )
-        else:
-            student, p = init_random(scfg, cfg.seed), None
-        student.to(device)
+    return out
+
+
+def distil_all(r: Run, teacher: JointModel) -> JointModel:
+    """Every planned student through its stages; saves the main one to OUT/student and
+    returns it."""
+    cfg = r.cfg
+    scfg = student_config(teacher.config, cfg.layers, cfg.hidden, cfg.ffn)
+    layer_map = default_layer_map(teacher.config.layers, cfg.layers)
+    main_student = None
+    for run_name, (init, plan) in plans(cfg).items():
+        student, projection, layer_map = new_student(r, teacher, init, scfg, layer_map)
         rows: dict = {}
         if run_name == "student":
-            rows["init"] = evaluate(student, tok, sets, device)
-        done = []
+            rows["init"] = r.evaluate(student)
+        done: list[str] = []
         for stage in plan:
             name = f"{run_name}-{'-'.join(done + [stage])}"
-            if stage == "rep":
-                projs = nn.ModuleList(
-                    nn.Linear(cfg.hidden, teacher.config.hidden, bias=False)
-                    for _ in range(cfg.layers + 1)
-                ).to(device)
-                if p is not None:
-                    for lin in projs:
-                        lin.weight.data.copy_(p.to(device))
-                fn = rep_loss_fn(student, teacher, projs, layer_map)
-                extra, items, epochs = list(projs.parameters()), pool, cfg.rep_epochs
-            elif stage in ("aug", "qat"):
-                fn = aug_loss_fn(student, teacher, cfg.aug_kd)
-                extra = []
-                epochs = cfg.aug_epochs if stage == "aug" else cfg.qat_epochs
-                if aug_items is None:  # "aug" and "qat" share the same rows
-                    aug_items = augmented_items(tok, train_rows, cfg)
-                items = aug_items
-            elif stage == "logit":
-                fn, extra, items, epochs = (
-                    logit_loss_fn(student, teacher),
-                    [],
-                    pool,
-                    cfg.logit_epochs,
-                )
-            else:
-                s = student
-
-                def fn(b, s=s):
-                    return ce_loss(s(b["input_ids"], b["attention_mask"]), b)
-
-                extra, items, epochs = [], labelled, cfg.ce_epochs
             # Only the main student's last stage yields to the deadline (ablations are extras).
-            end = deadline if run_name == "student" and stage == plan[-1] else 0.0
-            student, metrics["losses"][name] = stages.run(
-                name,
-                student,
-                lambda s=student, fn=fn, extra=extra, items=items, epochs=epochs, name=name, end=end, q=stage == "qat": (
-                    _fit(
-                        lambda: train_loop(
-                            s,
-                            extra,
-                            items,
-                            fn,
-                            cfg,
-                            epochs,
-                            cfg.student_lr,
-                            name,
-                            device,
-                            batch_size=cfg.student_batch_size,
-                            deadline=end,
-                            info=metrics["steps"][name],
-                        ),
-                        s,
-                        q,
-                    )
-                ),
-                info=metrics["steps"].setdefault(name, {}),
-            )
+            end = r.deadline if run_name == "student" and stage == plan[-1] else 0.0
+            student = distil_stage(r, name, stage, student, teacher, projection, layer_map, end)
             done.append(stage)
             if run_name == "student":
-                rows["+".join(done)] = evaluate(student, tok, sets, device)
-        final = rows[list(rows)[-1]] if rows else evaluate(student, tok, sets, device)
-        metrics["runs"][run_name] = {
+                rows["+".join(done)] = r.evaluate(student)
+        final = rows[list(rows)[-1]] if rows else r.evaluate(student)
+        r.metrics["runs"][run_name] = {
             "params": student.n_params(),
             "plan": plan,
             "init": init,
             "eval": final,
         }
         if rows:
-            metrics["runs"][run_name]["stages"] = rows
+            r.metrics["runs"][run_name]["stages"] = rows
         log.info("%s: %s", run_name, _summary(next(iter(final.values()))))
         if run_name == "student":
-            student.save(out / "student", extra={"layer_map": layer_map})
-            (out / "student" / "tokenizer.json").write_text(
-                (Path(cfg.init) / "tokenizer.json").read_text(encoding="utf-8"), encoding="utf-8"
-            )
-            final_student = student
-    metrics["train_seconds"] = round(time.time() - t_start, 1)
-    if device.type == "cuda":
-        metrics["gpu_latency"] = gpu_latency(
-            {"teacher": teacher, "student": final_student}, tok, device
-        )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return metrics
+            save_student(r, student, layer_map)
+            main_student = student
+    assert main_student is not None
+    return main_student
+
+
+def new_student(
+    r: Run, teacher: JointModel, init: str, scfg, layer_map: list[int]
+) -> tuple[JointModel, torch.Tensor | None, list[int]]:
+    """A student initialized from the teacher (with its SVD projection), from the saved
+    `cfg.init_student` (with its layer map), or at random; on the device."""
+    if init == "teacher":
+        student, projection = init_from_teacher(teacher.cpu(), scfg, layer_map, r.cfg.seed)
+        teacher.to(r.device)
+    elif init == "saved":
+        student, projection = JointModel.load(r.cfg.init_student), None
+        saved = json.loads((Path(r.cfg.init_student) / "config.json").read_text())
+        layer_map = saved.get("layer_map", layer_map)
+    else:
+        student, projection = init_random(scfg, r.cfg.seed), None
+    return student.to(r.device), projection, layer_map
+
+
+def distil_stage(
+    r: Run,
+    name: str,
+    stage: str,
+    student: JointModel,
+    teacher: JointModel,
+    projection: torch.Tensor | None,
+    layer_map: list[int],
+    deadline: float,
+) -> JointModel:
+    """One stage of the student ("rep", "logit", "ce", "aug", "qat"): its loss, data and
+    epochs, then the one fit loop."""
+    cfg, extra = r.cfg, []
+    if stage == "rep":
+        projs = nn.ModuleList(
+            nn.Linear(cfg.hidden, teacher.config.hidden, bias=False) for _ in range(cfg.layers + 1)
+        ).to(r.device)
+        if projection is not None:
+            for lin in projs:
+                lin.weight.data.copy_(projection.to(r.device))
+        fn = rep_loss_fn(student, teacher, projs, layer_map)
+        extra, items, epochs = list(projs.parameters()), r.pool, cfg.rep_epochs
+    elif stage in ("aug", "qat"):
+        fn = aug_loss_fn(student, teacher, cfg.aug_kd)
+        epochs = cfg.aug_epochs if stage == "aug" else cfg.qat_epochs
+        if r.aug_items is None:
+            r.aug_items = augmented_items(r.tok, r.train_rows, cfg)
+        items = r.aug_items
+    elif stage == "logit":
+        fn, items, epochs = logit_loss_fn(student, teacher), r.pool, cfg.logit_epochs
+    else:
+
+        def fn(b, s=student):
+            return ce_loss(s(b["input_ids"], b["attention_mask"]), b)
+
+        items, epochs = r.labelled, cfg.ce_epochs
+    return r.fit(
+        name,
+        student,
+        fn,
+        items,
+        epochs,
+        cfg.student_lr,
+        extra,
+        quantized=stage == "qat",
+        batch_size=cfg.student_batch_size,
+        deadline=deadline,
+    )
+
+
+def save_student(r: Run, student: JointModel, layer_map: list[int]) -> None:
+    """OUT/student: the weights with their layer map, the tokenizer, and the run's config."""
+    student.save(r.out / "student", extra={"layer_map": layer_map})
+    (r.out / "student" / "tokenizer.json").write_text(
+        (Path(r.cfg.init) / "tokenizer.json").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    (r.out / "student" / "train_config.json").write_text(json.dumps(asdict(r.cfg), indent=1))
 
 
 @torch.no_grad()
