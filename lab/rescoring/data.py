@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lab import REPO  # noqa: E402
-from lab.rescoring.text import word_errors
+from lab.wer import word_errors
 
 NBEST_DIR = Path(os.environ.get("RESCORING_WORK", REPO / "build" / "rescoring")) / "nbest"
 
@@ -49,7 +49,12 @@ def load_split(split: str, path: Path | None = None, max_hyps: int = 8) -> list[
             hyps = sorted(row["hypotheses"], key=lambda h: -h["asr_score"])[:max_hyps]
             if not hyps:
                 continue
-            errs = [word_errors(row["reference"], h["text"]) for h in hyps]
+            # accents=False: the corpus writes queries as people type them, often without
+            # accents, and Whisper restores them.
+            errs = [
+                word_errors(row["reference"], h["text"], row["language"], accents=False)
+                for h in hyps
+            ]
             out.append(
                 NBestExample(
                     id=row["id"],
@@ -58,8 +63,8 @@ def load_split(split: str, path: Path | None = None, max_hyps: int = 8) -> list[
                     voice=row["voice"],
                     texts=tuple(h["text"] for h in hyps),
                     asr=np.asarray([h["asr_score"] for h in hyps], dtype=np.float32),
-                    errors=np.asarray([e for e, _ in errs], dtype=np.float32),
-                    ref_words=max(1, errs[0][1]),
+                    errors=np.asarray([e.errors for e in errs], dtype=np.float32),
+                    ref_words=max(1, errs[0].reference_length),
                     row=row,
                 )
             )

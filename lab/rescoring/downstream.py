@@ -2,9 +2,9 @@
 text of the test n-best lists -> intent accuracy and entity F1 per language.
 
 Spans of a transcript cannot be compared by character offsets with the reference's, so an
-entity counts as right when its label and its normalized words (lab.rescoring.text.normalize:
-case, accents, punctuation, small numbers) match a gold entity of the reference; each gold
-entity is matched at most once. This is what the answer depends on: the right brand and
+entity counts as right when its label and its normalized words (textnorm.normalize with
+accents stripped, as lab.wer counts them: case, punctuation, numbers) match a gold entity of
+the reference; each gold entity is matched at most once. This is what the answer depends on: the right brand and
 product words with the right label.
 """
 
@@ -14,7 +14,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from lab.rescoring.text import normalize
+from textnorm import normalize
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,9 @@ def load_parser():
     return BaselineParser(), "nlu baseline"
 
 
-def _entities(items) -> Counter:
-    return Counter((e["label"], normalize(e["text"])) for e in items if normalize(e["text"]))
+def _entities(items, language: str) -> Counter:
+    keys = ((e["label"], normalize(e["text"], language, accents=False)) for e in items)
+    return Counter((label, words) for label, words in keys if words)
 
 
 def score_texts(rows: Sequence[dict], results: Sequence) -> dict:
@@ -41,8 +42,10 @@ def score_texts(rows: Sequence[dict], results: Sequence) -> dict:
     {"n", "intent_accuracy", "entity_precision", "entity_recall", "entity_f1"} (fractions)."""
     acc: dict = defaultdict(lambda: [0, 0, 0, 0, 0])  # n, intent hits, tp, pred, gold
     for row, res in zip(rows, results, strict=True):
-        gold = _entities(row.get("entities", []))
-        pred = _entities({"label": e.label, "text": e.text} for e in res.entities)
+        gold = _entities(row.get("entities", []), row["language"])
+        pred = _entities(
+            ({"label": e.label, "text": e.text} for e in res.entities), row["language"]
+        )
         tp = sum((gold & pred).values())
         for lang in (row["language"], "all"):
             a = acc[lang]

@@ -28,9 +28,9 @@ from lab import REPO  # noqa: E402
 from lab.report import describe_machine, machine_info, percentiles
 from lab.rescoring.data import NBestExample, load_split, pick, tune_weight, wer
 from lab.rescoring.synth import HELD_OUT
-from lab.rescoring.text import words
 from lab.rescoring.tune import choose, tune
 from rescoring.combine import Combination, list_features
+from textnorm import normalize
 
 DOCS = REPO / "docs"
 WORK_STUDENTS = Path(os.environ.get("RESCORING_WORK", REPO / "build" / "rescoring")) / "students"
@@ -41,10 +41,10 @@ def entity_accuracy(examples: list[NBestExample], chosen: list[int]) -> float:
     """% of brand/product words of the references present in the chosen hypotheses."""
     hit = total = 0
     for e, i in zip(examples, chosen, strict=True):
-        hyp = set(words(e.texts[i]))
+        hyp = set(normalize(e.texts[i], e.language, accents=False).split())
         for ent in e.row.get("entities", []):
             if ent.get("label") in ENTITY_LABELS:
-                for w in words(ent["text"]):
+                for w in normalize(ent["text"], e.language, accents=False).split():
                     total += 1
                     hit += w in hyp
     return 100.0 * hit / max(1, total)

@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 
 from lab import REPO  # noqa: E402
-from lab.rescoring.text import word_errors
+from lab.wer import word_errors
 
 FIXTURES = REPO / "tests" / "fixtures"
+
+
+def _errors(reference: str, hypothesis: str, language: str) -> int:
+    return word_errors(reference, hypothesis, language, accents=False).errors
 
 
 def main() -> None:
@@ -32,15 +36,16 @@ def main() -> None:
         nbest = transcriber.nbest(decode_audio(str(FIXTURES / row["file"])), row["language"])
         ranked = reranker.rank(nbest)
         first = nbest.first_pass_best.text
-        errs = [word_errors(row["text"], h.text)[0] for h in nbest.hypotheses]
+        lang = row["language"]
+        errs = [_errors(row["text"], h.text, lang) for h in nbest.hypotheses]
         out.append(
             {
                 "file": row["file"],
                 "reference": row["text"],
                 "first_pass_text": first,
                 "text": ranked.text,
-                "first_pass_errors": word_errors(row["text"], first)[0],
-                "rescored_errors": word_errors(row["text"], ranked.text)[0],
+                "first_pass_errors": _errors(row["text"], first, lang),
+                "rescored_errors": _errors(row["text"], ranked.text, lang),
                 "oracle_errors": min(errs),
             }
         )

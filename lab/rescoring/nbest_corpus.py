@@ -39,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lab.rescoring.synth import HELD_OUT, VOICES, synthesize, voices_for, write_opus
-from lab.rescoring.text import word_errors
+from lab.wer import word_errors
 
 log = logging.getLogger(__name__)
 
@@ -238,10 +238,12 @@ def cmd_probe(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - started
         first = oracle = words = loops = 0
         for r, nb in zip(rows, results, strict=True):
-            errs = [word_errors(r["text"], h.text) for h in nb.hypotheses]
-            first += errs[0][0]
-            oracle += min(e for e, _ in errs)
-            words += errs[0][1]
+            errs = [
+                word_errors(r["text"], h.text, voice.language, accents=False) for h in nb.hypotheses
+            ]
+            first += errs[0].errors
+            oracle += min(e.errors for e in errs)
+            words += errs[0].reference_length
             # A repetition loop: the best reading is more than twice as long as the query.
             loops += len(nb.hypotheses[0].text.split()) > 2 * len(r["text"].split()) + 2
         report[name] = {
