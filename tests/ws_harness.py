@@ -1,10 +1,10 @@
-"""Helpers for the server and end-to-end tests: a fake pipeline, a server thread, a client."""
+"""Helpers for the server and end-to-end tests: a fake pipeline, audio, a client
+(the server thread is lab.serving.ServerThread)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from asr.nbest import Hypothesis, NBest
 from assistant.pipeline import FinalResult
+from lab.serving import ServerThread
 from nlu.schema import Entity, NluResult
 
 
@@ -79,46 +80,6 @@ def tone_pcm(seconds: float, rate: int = 16000, amp: float = 0.3) -> bytes:
 
 def silence_pcm(seconds: float, rate: int = 16000) -> bytes:
     return bytes(2 * int(seconds * rate))
-
-
-class ServerThread:
-    """An AssistantServer on port 0 running in its own event loop thread (sync tests)."""
-
-    def __init__(self, server) -> None:
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        self.call(self.server.start())
-        return self
-
-    def call(self, coro, timeout: float = 60):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def __exit__(self, *exc) -> None:
-        self.call(self.server.shutdown())
-        self.call(_cancel_others())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-
-async def _cancel_others() -> None:
-    """Cancel what is left on the loop (handshakes of rejected connections) and wait."""
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def recv_json(ws, timeout: float = 30) -> dict:

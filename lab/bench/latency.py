@@ -112,11 +112,12 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "docs" / "latency"), help="OUT.json and OUT.md")
     args = ap.parse_args()
 
-    from ws_harness import ServerThread, fixture_rows
+    from ws_harness import fixture_rows
 
     from asr.streaming import StreamingConfig
     from assistant.pipeline import load_pipeline
     from assistant.server import AssistantServer, ServerConfig
+    from lab.serving import ServerThread
 
     rows = fixture_rows()
     en = [r for r in rows.values() if r["language"] == "en"]

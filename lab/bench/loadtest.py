@@ -27,9 +27,10 @@ import numpy as np
 
 from lab.bench.first_pass import FIXTURES, load_fixtures
 from lab.report import machine_info, percentiles
+from lab.serving import ServerThread
 
 log = logging.getLogger(__name__)
-FRAME_S = 0.1
+FRAME_MS = 100
 
 
 @dataclass
@@ -44,47 +45,36 @@ class StreamResult:
 
 
 async def one_stream(url: str, row: dict, speed: float, delay_s: float) -> StreamResult:
-    """Replay one fixture clip over a websocket; return its final latency."""
-    from websockets.asyncio.client import connect
+    """Replay one fixture clip over a websocket (the `assistant replay` client); return its
+    final latency after the clip's end in real time."""
+    from asr.audio import float32_to_pcm16
+    from assistant.commands.replay import file_frames, stream_session
 
     await asyncio.sleep(delay_s)
-    pcm = (np.clip(row["audio"], -1, 1) * 32767).astype("<i2").tobytes()
-    step = int(FRAME_S * 16000) * 2
-    async with connect(url, open_timeout=30, max_size=2**22) as ws:
-        await ws.send(
-            json.dumps({"type": "start", "sample_rate": 16000, "language": row["language"]})
-        )
-        ready = json.loads(await ws.recv())
-        if ready.get("type") != "ready":
-            raise RuntimeError(f"server answered {ready}")
-        started = time.perf_counter()
-        for i, offset in enumerate(range(0, len(pcm), step)):
-            await ws.send(pcm[offset : offset + step])
-            # Pace against the clock, not per frame, so send jitter does not accumulate.
-            wait = started + (i + 1) * FRAME_S / speed - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        stopped = time.perf_counter()
-        await ws.send(json.dumps({"type": "stop"}))
-        final, events = None, 0
-        while True:
-            event = json.loads(await asyncio.wait_for(ws.recv(), timeout=120))
-            events += 1
-            if event["type"] == "final" and final is None:
-                final = (time.perf_counter(), event)
-            if event["type"] == "error":
-                log.warning("server error: %s", event)
-            if event["type"] == "end":
-                break
-    if final is None:
+    first_frame: list[float] = []
+
+    async def frames():
+        async for frame in file_frames(float32_to_pcm16(row["audio"]), 16000, FRAME_MS, speed):
+            first_frame[:1] = first_frame[:1] or [time.perf_counter()]
+            yield frame
+
+    session = await stream_session(url, frames(), language=row["language"], timeout_s=120)
+    for error in session.errors:
+        log.warning("server error: %s", error)
+    finals = [
+        (at, e) for e, at in zip(session.events, session.times, strict=True) if e["type"] == "final"
+    ]
+    if not finals or not first_frame:
         raise RuntimeError(f"no final for {row['file']}")
-    # A final that came before stop (VAD endpoint on trailing silence) waited 0 after it.
+    arrived, final = finals[0]
+    speech_end = first_frame[0] + len(row["audio"]) / 16000 / speed
+    # A final that came before the clip's end (VAD endpoint on trailing silence) waited 0.
     return StreamResult(
         row["file"],
-        max(0.0, final[0] - stopped),
-        final[1].get("text", ""),
-        final[1].get("timings_ms", {}),
-        events,
+        max(0.0, arrived - speech_end),
+        final.get("text", ""),
+        final.get("timings_ms", {}),
+        len(session.events),
     )
 
 
@@ -119,18 +109,13 @@ async def run_load(
     }
 
 
-def _in_process_server():
+def _in_process_server() -> ServerThread:
     """The real pipeline (load_pipeline) behind an AssistantServer on port 0, in a thread."""
-    import threading
-
     from assistant.pipeline import load_pipeline
     from assistant.server import AssistantServer, ServerConfig
 
     server = AssistantServer(ServerConfig(port=0, max_sessions=256), pipeline=load_pipeline())
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result(300)
-    return server, loop
+    return ServerThread(server).__enter__()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rows = load_fixtures(args.fixtures)
-    server = loop = None
+    thread = None
     url = args.url
     if url is None:
-        server, loop = _in_process_server()
-        url = f"ws://127.0.0.1:{server.port}/ws"
+        thread = _in_process_server()
+        url = thread.url
     report = {"machine": machine_info(), "url": url, "speed": args.speed, "runs": []}
     try:
         for n in args.streams:
@@ -164,9 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     finally:
-        if server is not None:
-            asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(60)
-            loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.__exit__(None, None, None)
     for run in report["runs"]:
         print(
             f"{run['streams']:3d} streams  p50 {run['final_p50_ms']:7.0f} ms  p95 {run['final_p95_ms']:7.0f} ms"

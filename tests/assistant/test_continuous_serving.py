@@ -10,9 +10,10 @@ import time
 
 import pytest
 from websockets.sync.client import connect
-from ws_harness import ServerThread, recv_json, recv_until, silence_pcm, tone_pcm
+from ws_harness import recv_json, recv_until, silence_pcm, tone_pcm
 
 from assistant.batcher import FinalBatcher
+from lab.serving import ServerThread
 
 
 def _blocking_batcher(max_in_flight: int):

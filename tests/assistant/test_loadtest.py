@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
-from ws_harness import ServerThread
-
 from lab.bench.first_pass import load_fixtures
 from lab.bench.loadtest import run_load
+from lab.serving import ServerThread
 from lab.wer import wer
 
 CLIPS = ("en_01_tide_pods.wav", "es_01_huggies.wav")

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ws_harness import ServerThread  # noqa: E402
+from lab.serving import ServerThread  # noqa: E402
 
 
 @pytest.fixture(scope="session")
