@@ -94,14 +94,14 @@ def grouped(examples, chosen, key) -> dict:
 
 
 def student_lists(name: str, examples: list[NBestExample]) -> list[np.ndarray]:
-    from lab.rescoring.train import load_student, student_scores
+    from lab.rescoring.scoring import load_student, student_scores
 
     model, tok, cfg = load_student(name)
     return student_scores(model, tok, cfg, examples)
 
 
 def pll_lists(split: str, examples: list[NBestExample]) -> list[np.ndarray] | None:
-    from lab.rescoring.train import WORK
+    from lab.rescoring.scoring import WORK
 
     path = WORK / "pll" / f"{split}.json"
     if not path.is_file():
@@ -176,7 +176,7 @@ def torch_latency(name: str, texts: list[str], repeats: int = 100) -> dict:
     """The same for a trained student in PyTorch (fp32, 2 threads): plain vs Pyramid."""
     import torch
 
-    from lab.rescoring.train import encode, load_student
+    from lab.rescoring.scoring import encode, load_student
 
     torch.set_num_threads(2)
     model, tok, cfg = load_student(name)
@@ -190,7 +190,7 @@ def pll_cpu_cost(texts: list[str]) -> float:
     """ms to score 8 hypotheses with the PLL teacher on 2 CPU threads (one pass per token)."""
     import torch
 
-    from lab.rescoring.train import load_teacher, pll_scores
+    from lab.rescoring.scoring import load_teacher, pll_scores
 
     torch.set_num_threads(2)
     model, tok, cfg = load_teacher("cpu")
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from assistant.gazetteer import build_gazetteer
     from assistant.inventory import Inventory
-    from lab.rescoring.train import train_examples
+    from lab.rescoring.scoring import train_examples
     from rescoring.runtime import DEFAULT_MODEL_DIR
 
     model_dir = args.model_dir or DEFAULT_MODEL_DIR

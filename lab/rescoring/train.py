@@ -26,12 +26,20 @@ from tqdm import tqdm
 
 from lab.rescoring.data import NBestExample, load_split, tune_weight
 from lab.rescoring.model import EncoderConfig, save_json, student_from_teacher, train_tokenizer
+from lab.rescoring.scoring import (  # shared with lab.rescoring.evaluate
+    WORK,
+    encode,
+    load_student,
+    load_teacher,
+    pll_scores,
+    student_scores,
+    train_examples,
+)
 
 log = logging.getLogger(__name__)
 
 from lab import REPO  # noqa: E402
 
-WORK = Path(os.environ.get("RESCORING_WORK", REPO / "build" / "rescoring"))
 CORPUS = Path(os.environ.get("RESCORING_CORPUS", REPO / "build" / "corpus"))
 MODEL_DIR = REPO / "rescoring" / "models" / "rescorer"
 SEED = 13
@@ -81,17 +89,6 @@ def hypothesis_texts() -> list[str]:
     return out
 
 
-def encode(tok, texts: list[str], max_length: int):
-    """(ids, mask) int64 arrays [N, T], padded to the longest."""
-    tok.enable_truncation(max_length)
-    tok.enable_padding(pad_id=0, pad_token="[PAD]")
-    enc = tok.encode_batch(texts)
-    return (
-        np.asarray([e.ids for e in enc], dtype=np.int64),
-        np.asarray([e.attention_mask for e in enc], dtype=np.int64),
-    )
-
-
 # ---------------------------------------------------------------- teacher
 
 
@@ -109,7 +106,7 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     log.info("teacher text: %d sentences", len(texts))
     out = WORK / "teacher"
     if args.resume:
-        model, tok, cfg = load_teacher(device)
+        model, tok, cfg = load_teacher(device, WORK)
         torch.set_grad_enabled(True)
         log.info("resuming the teacher in %s (round %d)", out, args.resume)
     else:
@@ -164,58 +161,12 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     log.info("teacher saved in %s", out)
 
 
-def load_teacher(device: str):
-    import torch
-    from safetensors.torch import load_model
-    from tokenizers import Tokenizer
-
-    from lab.rescoring.model import new_teacher
-
-    d = WORK / "teacher"
-    cfg = EncoderConfig(**{**json.loads((d / "config.json").read_text()), "keep": ()})
-    model = new_teacher(cfg)
-    load_model(model, str(d / "model.safetensors"))
-    model.to(device).eval()
-    torch.set_grad_enabled(False)
-    return model, Tokenizer.from_file(str(d / "tokenizer.json")), cfg
-
-
-def pll_scores(model, tok, cfg: EncoderConfig, texts: list[str], device: str, batch: int = 1024):
-    """Pseudo-log-likelihood of each text (nats): sum over tokens of log p(token | rest),
-    one masked copy of the sentence per token. Returns float32 [len(texts)]."""
-    import torch
-
-    ids, mask = encode(tok, texts, cfg.max_length)
-    mask_id = tok.token_to_id("[MASK]")
-    rows, positions = [], []
-    for i in range(len(texts)):
-        n = int(mask[i].sum())
-        for p in range(1, n - 1):  # not [CLS] / [SEP]
-            rows.append(i)
-            positions.append(p)
-    rows_a, pos_a = np.asarray(rows), np.asarray(positions)
-    out = np.zeros(len(texts), dtype=np.float64)
-    for start in tqdm(range(0, len(rows_a), batch), desc="PLL", unit="batch", leave=False):
-        r, p = rows_a[start : start + batch], pos_a[start : start + batch]
-        x = torch.from_numpy(ids[r]).to(device)
-        m = torch.from_numpy(mask[r]).to(device)
-        target = x[torch.arange(len(r)), torch.from_numpy(p).to(device)].clone()
-        x[torch.arange(len(r)), torch.from_numpy(p).to(device)] = mask_id
-        # The MLM head only at the masked position: ~40% of the cost for short queries.
-        states = model.bert(input_ids=x, attention_mask=m).last_hidden_state
-        picked = states[torch.arange(len(r)), torch.from_numpy(p).to(device)]
-        logp = torch.log_softmax(model.cls(picked), -1)
-        got = logp.gather(1, target[:, None]).squeeze(1).double().cpu().numpy()
-        np.add.at(out, r, got)
-    return out.astype(np.float32)
-
-
 def cmd_pll(args: argparse.Namespace) -> None:
     _, device = _torch()
     import torch
 
     torch.set_num_threads(args.threads)
-    model, tok, cfg = load_teacher(device)
+    model, tok, cfg = load_teacher(device, WORK)
     result: dict[str, dict] = {}
     cost_path = WORK / "pll" / "cost.json"
     if cost_path.is_file():  # scoring the splits in several runs keeps the earlier costs
@@ -224,7 +175,7 @@ def cmd_pll(args: argparse.Namespace) -> None:
         path = WORK / "nbest" / f"{split}.jsonl"
         if not path.is_file():
             continue
-        examples = train_examples() if split == "train" else load_split(split)
+        examples = train_examples(WORK) if split == "train" else load_split(split)
         if split == "train" and args.max_train_lists and len(examples) > args.max_train_lists:
             # PLL costs one teacher forward per token: stage 1 learns from a sample of lists.
             examples = random.Random(SEED).sample(examples, args.max_train_lists)
@@ -244,15 +195,6 @@ def cmd_pll(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------- student
-
-
-def train_examples() -> list[NBestExample]:
-    """Training n-best lists: this build's train split plus the reused earlier lists
-    (`python -m lab.rescoring.nbest_corpus reuse`), when present."""
-    out = load_split("train")
-    if (WORK / "nbest" / "train_reused.jsonl").is_file():
-        out += load_split("train_reused")
-    return out
 
 
 def _load_pll(split: str) -> dict[str, list[float]]:
@@ -316,7 +258,7 @@ def first_pass_prior(
 def cmd_student(args: argparse.Namespace) -> None:
     torch, device = _torch()
     torch.set_num_threads(args.threads)
-    teacher, tok, tcfg = load_teacher(device)
+    teacher, tok, tcfg = load_teacher(device, WORK)
     torch.set_grad_enabled(True)
     keep = tuple(float(x) for x in args.keep.split(",")) if args.keep else ()
     cfg = EncoderConfig(
@@ -338,7 +280,7 @@ def cmd_student(args: argparse.Namespace) -> None:
         model.load_state_dict(load_file(str(WORK / "students" / args.init / "model.safetensors")))
         log.info("initialized from student %s", args.init)
     model = model.to(device)
-    train = train_examples()
+    train = train_examples(WORK)
     pll = _load_pll("train")
     scored = [e for e in train if e.id in pll]  # lists the teacher scored (stage 1 data)
     log.info("train lists: %d (%d with teacher PLL)", len(train), len(scored))
@@ -442,49 +384,13 @@ def cmd_student(args: argparse.Namespace) -> None:
     log.info("student saved in %s", out)
 
 
-def load_student(name: str):
-    from safetensors.torch import load_file
-    from tokenizers import Tokenizer
-
-    from lab.rescoring.model import Rescorer
-
-    d = WORK / "students" / name
-    raw = json.loads((d / "config.json").read_text())
-    fields = {k: raw[k] for k in EncoderConfig.__dataclass_fields__}
-    fields["keep"] = tuple(fields["keep"])
-    cfg = EncoderConfig(**fields)
-    model = Rescorer.build(cfg)
-    model.load_state_dict(load_file(str(d / "model.safetensors")))
-    model.eval()
-    return model, Tokenizer.from_file(str(d / "tokenizer.json")), cfg
-
-
-def student_scores(
-    model, tok, cfg, examples: list[NBestExample], batch: int = 512
-) -> list[np.ndarray]:
-    import torch
-
-    texts = [t for e in examples for t in e.texts]
-    flat = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch):
-            ids, mask = encode(tok, texts[start : start + batch], cfg.max_length)
-            flat.append(model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy())
-    scores = np.concatenate(flat) if flat else np.zeros(0)
-    out, k = [], 0
-    for e in examples:
-        out.append(scores[k : k + len(e.texts)])
-        k += len(e.texts)
-    return out
-
-
 # ---------------------------------------------------------------- export
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     import torch
 
-    model, tok, cfg = load_student(args.name)
+    model, tok, cfg = load_student(args.name, WORK)
     dev = load_split("dev")
     weight, dev_wer = tune_weight(dev, student_scores(model, tok, cfg, dev))
     log.info("lambda %.4f, dev WER %.2f", weight, dev_wer)
