@@ -15,9 +15,10 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from asr.contract import SAMPLE_RATE  # 16 kHz, what Whisper expects
+
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000  # Hz, what Whisper's feature extractor expects
 INT16_SCALE = 32768.0  # int16 full scale -> float32 [-1, 1)
 
 

@@ -1,4 +1,7 @@
-"""The n-best list that flows from the first pass (Transcriber) to the second (Reranker)."""
+"""The n-best list that flows from the first pass (Transcriber) to the second (Reranker).
+
+The types every stage shares; what a first-pass backend takes and promises is asr.contract.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +23,6 @@ def reading_key(text: str, language: str | None = None) -> str:
     text = strip_accents(unicodedata.normalize("NFC", text).casefold())
     text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
     return re.sub(r"\s+", " ", text).strip()
-
-
-def languages_per_audio(audios, languages) -> list:
-    """One language entry per audio of an `nbest_batch` call (None: each the default);
-    ValueError when the two lists differ in length. Shared by every first-pass backend."""
-    languages = list(languages) if languages is not None else [None] * len(audios)
-    if len(languages) != len(audios):
-        raise ValueError("languages must have one entry per audio")
-    return languages
 
 
 @dataclass(frozen=True)

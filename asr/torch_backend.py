@@ -1,9 +1,11 @@
 """Whisper first pass in PyTorch: the CUDA backend (CTranslate2's PyPI wheels need CUDA 12).
 
 Same weights as the CTranslate2 model (converted by `python -m asr.torch_convert`), same
-n-best contract: `TorchTranscriber.nbest(audio, language) -> NBest` and
+n-best contract (asr.contract): `TorchTranscriber.nbest(audio, language) -> NBest` and
 `nbest_batch(audios, languages) -> list[NBest]`, where a batch is decoded as one tensor
-batch (encoder and beam search), which is how concurrent streams share one GPU.
+batch (encoder and beam search), which is how concurrent streams share one GPU. What is
+here is PyTorch's own: features, encoder, language detection, prompts and the beam search
+(asr.torch_beam) behind them.
 
 Needs only torch, transformers and tokenizers where it runs (no faster-whisper, no
 CTranslate2): log-mel features are computed here in torch, on the model's device.
@@ -20,65 +22,62 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.nbest import Hypothesis, NBest, languages_per_audio, reading_key
+from asr.contract import (
+    MAX_BEAM,  # noqa: F401 - re-exported
+    SAMPLE_RATE,
+    SUPPORTED_LANGUAGES,
+    WINDOW_S,
+    DecodeOptions,
+    DecodingConfig,
+    PhraseSelector,
+    SingleFromBatch,
+    check_language,
+    decode_with_phrases,
+    distinct_readings,
+    encode_bias,
+    languages_per_audio,
+    prompt_ids,
+    selectors_per_audio,
+)
+from asr.nbest import Hypothesis, NBest, reading_key  # noqa: F401 - reading_key re-exported
 from asr.torch_beam import BeamOptions, BeamResult, beam_search
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 N_FFT = 400  # 25 ms window
 HOP = 160  # 10 ms hop -> 100 frames/s
-WINDOW_S = 30  # Whisper's encoder always sees a 30 s window (3000 frames)
-LANGUAGES = ("en", "es")  # language detection is restricted to the two store languages
-MAX_BEAM = 32  # widest beam tried when merging case/punctuation variants leaves < N readings
-MAX_PROMPT_TOKENS = 223  # half of Whisper's 448-token context, as in openai/whisper
 
 
 @dataclass(frozen=True)
-class TorchTranscriberConfig:
-    """How the PyTorch first pass runs; the fields shared with asr.transcriber.TranscriberConfig
-    mean the same (asr.backends.load_transcriber maps one onto the other).
+class TorchTranscriberConfig(DecodingConfig):
+    """How the PyTorch first pass runs: the decoding fields every backend shares
+    (asr.contract.DecodingConfig, meaning the same as in asr.transcriber.TranscriberConfig;
+    asr.backends.load_transcriber carries them from one to the other) and these.
+
+    window_s (shared) is not used here: transformers' Whisper encoder takes 30 s windows only.
 
     model_dir: converted folder (default: <cache home>/whisper-base-torch).
     device: "auto" (cuda when available, else cpu), "cuda", "cuda:N" or "cpu".
     dtype: "auto" (float16 on CUDA, float32 on CPU), "float16", "bfloat16" or "float32".
-    beam_size: beam width, widened to 2 * nbest when that is larger.
-    nbest: distinct readings returned per utterance.
-    language: "auto" (detect among `languages`) or a language code.
-    bias_terms: domain terms given to the decoder as previous text.
-    widen_beam: re-decode utterances left with < nbest readings with wider beams (up to 32).
     batch_size: utterances per tensor batch in nbest_batch (bounded by GPU memory).
-    length_penalty, max_new_tokens: see asr.torch_beam.BeamOptions.
     """
 
     model_dir: Path | None = None
     device: str = "auto"
     dtype: str = "auto"
-    beam_size: int = 8
-    nbest: int = 5
-    language: str = "auto"
-    languages: tuple[str, ...] = LANGUAGES
-    bias_terms: tuple[str, ...] = ()
-    widen_beam: bool = True
     batch_size: int = 32
-    length_penalty: float = 1.0
-    max_new_tokens: int = 128
 
     def __post_init__(self) -> None:
-        if self.nbest < 1 or self.beam_size < 1 or self.batch_size < 1:
-            raise ValueError("beam_size, nbest and batch_size must be >= 1")
-        if self.nbest > MAX_BEAM:
-            raise ValueError(f"nbest must be at most {MAX_BEAM}")
+        super().__post_init__()
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         if self.dtype not in ("auto", "float16", "bfloat16", "float32"):
             raise ValueError(f"dtype {self.dtype!r}: use auto, float16, bfloat16 or float32")
-        if not self.languages or any(lang not in LANGUAGES for lang in self.languages):
-            raise ValueError(f"languages must be among {LANGUAGES}, got {self.languages}")
-        if self.language != "auto" and self.language not in self.languages:
-            raise ValueError(f"unknown language {self.language!r}: use auto or {self.languages}")
 
 
-class TorchTranscriber:
-    """Whisper n-best on PyTorch. One verb: `nbest` (and its batched form)."""
+class TorchTranscriber(SingleFromBatch):
+    """Whisper n-best on PyTorch (an asr.contract.Transcriber). One verb: `nbest` (and its
+    batched form)."""
 
     def __init__(self, config: TorchTranscriberConfig | None = None) -> None:
         import torch
@@ -124,9 +123,9 @@ class TorchTranscriber:
         )
         self._sot = self._token("<|startoftranscript|>")
         self._sot_prev = self._token("<|startofprev|>")
-        self._bias = self._encode_bias(config.bias_terms)
+        self._bias = encode_bias(self.tokenizer, config.bias_terms)
         self._task = (self._token("<|transcribe|>"), self._token("<|notimestamps|>"))
-        self._lang_ids = {lang: self._token(f"<|{lang}|>") for lang in LANGUAGES}
+        self._lang_ids = {lang: self._token(f"<|{lang}|>") for lang in SUPPORTED_LANGUAGES}
         from transformers.audio_utils import mel_filter_bank
 
         filters = mel_filter_bank(
@@ -141,6 +140,10 @@ class TorchTranscriber:
         self._mel = torch.as_tensor(filters.T, dtype=torch.float32, device=self.device)
         self._window = torch.hann_window(N_FFT, device=self.device)
         log.info("PyTorch Whisper on %s (%s) from %s", self.device, dtype, model_dir)
+        if config.window_s < WINDOW_S:
+            log.info(
+                "window_s %g applies to CTranslate2 only; PyTorch encodes 30 s", config.window_s
+            )
 
     def _token(self, text: str) -> int:
         token = self.tokenizer.token_to_id(text)
@@ -184,30 +187,8 @@ class TorchTranscriber:
         probs = torch.softmax(logits, dim=-1).cpu().numpy()
         return [(langs[int(p.argmax())], float(p.max())) for p in probs]
 
-    def _encode_bias(self, terms: Sequence[str]) -> list[int]:
-        text = ", ".join(t.strip() for t in terms if t.strip())
-        if not text:
-            return []
-        ids = self.tokenizer.encode(" " + text, add_special_tokens=False).ids
-        return ids[:MAX_PROMPT_TOKENS]
-
-    def nbest(
-        self,
-        audio: np.ndarray,
-        language: str | None = None,
-        nbest: int | None = None,
-        bias_terms: Sequence[str] | None = None,
-        phrases=None,
-    ) -> NBest:
-        """Distinct readings of one utterance, best first.
-
-        audio: float32 mono 16 kHz samples, shape (samples,); only the first 30 s are decoded.
-        language: "en", "es", "auto" or None (the config's language).
-        bias_terms: overrides the config's domain terms for this call (() for none).
-        """
-        if phrases is not None:
-            return self.nbest_batch([audio], [language], nbest, phrases=[phrases])[0]
-        return self.nbest_batch([audio], [language], nbest=nbest, bias_terms=bias_terms)[0]
+    # nbest(audio, language, nbest, bias_terms, phrases, *, options): asr.contract's
+    # SingleFromBatch, a batch of one.
 
     def nbest_batch(
         self,
@@ -215,45 +196,40 @@ class TorchTranscriber:
         languages: Sequence[str | None] | None = None,
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
-        phrases=None,
+        phrases: Sequence[PhraseSelector | None] | None = None,
+        *,
+        options: DecodeOptions | None = None,
     ) -> list[NBest]:
         """`nbest` for many utterances, decoded `config.batch_size` at a time as one tensor
-        batch each (encoder, language detection, beam search). One NBest per input, in order."""
-        if phrases is not None and any(phrases):
-            from asr.transcriber import decode_with_phrases
-
-            n = nbest or self.config.nbest
-            return decode_with_phrases(self, audios, languages, n, phrases)
+        batch each (encoder, language detection, beam search). One NBest per input, in order.
+        Arguments as asr.contract.Transcriber; with phrase selectors (and no bias terms given)
+        asr.contract.decode_with_phrases."""
         languages = languages_per_audio(audios, languages)
-        n = self.check_nbest(nbest)
-        wanted = [self.check_language(lang) for lang in languages]
-        bias = self.bias_ids(bias_terms)
+        selectors = selectors_per_audio(audios, phrases)
+        options = self.decode_options(options, nbest, bias_terms)
+        if options.bias_terms is None and any(selectors):
+            return decode_with_phrases(self, audios, languages, selectors, options)
+        wanted = [check_language(lang, self.config) for lang in languages]
+        bias = self.bias_ids(options.bias_terms)
         results: list[NBest] = []
         step = self.config.batch_size
         for start in range(0, len(audios), step):
             chunk = slice(start, start + step)
-            results.extend(self._decode(audios[chunk], wanted[chunk], n, bias))
+            results.extend(self._decode(audios[chunk], wanted[chunk], options, bias))
         return results
 
-    def check_nbest(self, nbest: int | None) -> int:
-        """Readings wanted: `nbest`, or the config's when None; ValueError out of range."""
-        n = nbest or self.config.nbest
-        if not 1 <= n <= MAX_BEAM:
-            raise ValueError(f"nbest must be between 1 and {MAX_BEAM}")
-        return n
+    def decode_options(
+        self,
+        options: DecodeOptions | None = None,
+        nbest: int | None = None,
+        bias_terms: Sequence[str] | None = None,
+    ) -> DecodeOptions:
+        """A call's options (keyword form folded in), resolved against the config."""
+        return DecodeOptions.of(options, nbest, bias_terms).resolved(self.config)
 
     def bias_ids(self, bias_terms: Sequence[str] | None) -> list[int]:
         """Prompt ids of the domain terms: the config's when None, none for ()."""
-        return self._bias if bias_terms is None else self._encode_bias(bias_terms)
-
-    def check_language(self, language: str | None) -> str:
-        """The language to decode for a request: "auto" or a configured code (else ValueError)."""
-        language = language or self.config.language
-        if language != "auto" and language not in self.config.languages:
-            raise ValueError(
-                f"unknown language {language!r}: use auto, {', '.join(self.config.languages)}"
-            )
-        return language
+        return self._bias if bias_terms is None else encode_bias(self.tokenizer, bias_terms)
 
     def encode(self, audios: Sequence[np.ndarray], wanted: Sequence[str]):
         """Encoder outputs and languages of a batch of clips (call under torch.inference_mode).
@@ -280,8 +256,7 @@ class TorchTranscriber:
 
     def prompt(self, language: str, bias: Sequence[int]) -> list[int]:
         """Decoder prompt ids: [previous-text marker, bias ids,] start, language, task."""
-        prefix = [self._sot_prev, *bias] if bias else []
-        return [*prefix, self._sot, self._lang_ids[language], *self._task]
+        return prompt_ids(self._sot_prev, bias, [self._sot, self._lang_ids[language], *self._task])
 
     def beam_options(self, beam: int) -> BeamOptions:
         """Search options for a beam width (every finished beam kept: readings merge later)."""
@@ -293,35 +268,36 @@ class TorchTranscriber:
             length_penalty=self.config.length_penalty,
         )
 
-    def first_beam(self, n: int) -> int:
-        """Beam width of the first decode for n readings: the configured one, at least 2 n."""
-        return max(self.config.beam_size, 2 * n)
-
     def _decode(
-        self, audios: Sequence[np.ndarray], wanted: list[str], n: int, bias: list[int]
+        self,
+        audios: Sequence[np.ndarray],
+        wanted: list[str],
+        options: DecodeOptions,
+        bias: list[int],
     ) -> list[NBest]:
         import torch
 
+        n = options.nbest
         started = time.perf_counter()
         with torch.inference_mode():
             encoder_out, chosen, encode_s = self.encode(audios, wanted)
             prompts = np.array([self.prompt(lang, bias) for lang, _ in chosen])
-            beam = self.first_beam(n)
-            options = self.beam_options(beam)
-            searched = beam_search(self.model, encoder_out, prompts, options)
+            beam = options.first_beam
+            searched = beam_search(self.model, encoder_out, prompts, self.beam_options(beam))
             readings = [
                 self.readings(r, lang) for r, (lang, _) in zip(searched, chosen, strict=True)
             ]
             # Merging variants may leave fewer than n readings: decode those utterances
             # again with a wider beam, as the CTranslate2 path does.
-            while self.config.widen_beam and beam < MAX_BEAM:
+            while (wider := options.wider(beam)) is not None:
                 short = [i for i, r in enumerate(readings) if len(r) < n]
                 if not short:
                     break
-                beam = min(MAX_BEAM, beam * 2)
-                options = self.beam_options(beam)
-                wider = beam_search(self.model, encoder_out[short], prompts[short], options)
-                for i, result in zip(short, wider, strict=True):
+                beam = wider
+                again = beam_search(
+                    self.model, encoder_out[short], prompts[short], self.beam_options(beam)
+                )
+                for i, result in zip(short, again, strict=True):
                     readings[i] = self.readings(result, chosen[i][0])
         total_s = time.perf_counter() - started
         extra = {"backend": "torch", "encode_s": encode_s, "asr_s": total_s, "batch": len(audios)}
@@ -349,20 +325,16 @@ class TorchTranscriber:
 
     def readings(self, results: Sequence[BeamResult], language: str) -> list[Hypothesis]:
         """Distinct readings of one utterance's finished beams, best score first."""
-        hypotheses, seen = [], set()
-        for result in results:
-            text = self.tokenizer.decode(list(result.token_ids)).strip()
-            key = reading_key(text, language)
-            if not key or key in seen:
-                continue
-            seen.add(key)
-            hypotheses.append(
+        return distinct_readings(
+            (
                 Hypothesis(
-                    text=text,
+                    text=self.tokenizer.decode(list(result.token_ids)).strip(),
                     token_ids=result.token_ids,
                     logprob_sum=result.logprob_sum,
                     asr_score=result.score,
                     score=result.score,
                 )
-            )
-        return hypotheses
+                for result in results
+            ),
+            language,
+        )

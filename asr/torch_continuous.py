@@ -28,8 +28,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from asr.nbest import NBest, languages_per_audio
-from asr.torch_backend import MAX_BEAM, SAMPLE_RATE, TorchTranscriber
+from asr.contract import (
+    SAMPLE_RATE,
+    DecodeOptions,
+    PhraseSelector,
+    SingleFromBatch,
+    check_language,
+    decode_with_phrases,
+    languages_per_audio,
+    selectors_per_audio,
+)
+from asr.nbest import NBest
+from asr.torch_backend import TorchTranscriber
 from asr.torch_beam import BeamResult, ContinuousBeamSearch
 
 log = logging.getLogger(__name__)
@@ -63,7 +73,7 @@ class _Job:
     future: Future
     audio: np.ndarray | None  # dropped once encoded
     language: str  # "en", "es" or "auto"
-    n: int
+    options: DecodeOptions  # resolved against the transcriber's config at submission
     bias: list[int]
     duration_s: float
     submitted: float = field(default_factory=time.perf_counter)
@@ -74,8 +84,9 @@ class _Job:
     batch_at_join: int = 0
 
 
-class ContinuousDecoder:
-    """Whisper n-best with continuous batching over a `TorchTranscriber`.
+class ContinuousDecoder(SingleFromBatch):
+    """Whisper n-best with continuous batching over a `TorchTranscriber` (an
+    asr.contract.Transcriber).
 
     max_active: utterances decoded at once (default: the transcriber's batch_size); more
     wait in the queue. max_encode_batch: clips encoded together at one step boundary
@@ -124,21 +135,24 @@ class ContinuousDecoder:
         language: str | None = None,
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
+        *,
+        options: DecodeOptions | None = None,
     ) -> Future:
-        """Queue one clip -> Future[NBest] (arguments as `TorchTranscriber.nbest`).
+        """Queue one clip -> Future[NBest] (arguments as `TorchTranscriber.nbest`, without
+        phrase selectors).
 
         Bad arguments raise here (ValueError), not in the future.
         """
         audio = np.asarray(audio, dtype=np.float32)
         if audio.size == 0:
             raise ValueError("empty audio: nothing to transcribe")
-        n = self.transcriber.check_nbest(nbest)
+        options = self.transcriber.decode_options(options, nbest, bias_terms)
         job = _Job(
             future=Future(),
             audio=audio,
-            language=self.transcriber.check_language(language),
-            n=n,
-            bias=self.transcriber.bias_ids(bias_terms),
+            language=check_language(language, self.transcriber.config),
+            options=options,
+            bias=self.transcriber.bias_ids(options.bias_terms),
             duration_s=len(audio) / SAMPLE_RATE,
         )
         with self._cond:
@@ -153,18 +167,8 @@ class ContinuousDecoder:
             self._cond.notify()
         return job.future
 
-    def nbest(
-        self,
-        audio: np.ndarray,
-        language: str | None = None,
-        nbest: int | None = None,
-        bias_terms: Sequence[str] | None = None,
-        phrases=None,
-    ) -> NBest:
-        """Distinct readings of one clip, best first (blocks until decoded)."""
-        if phrases is not None:
-            return self.nbest_batch([audio], [language], nbest, phrases=[phrases])[0]
-        return self.submit(audio, language, nbest, bias_terms).result()
+    # nbest(audio, language, nbest, bias_terms, phrases, *, options): asr.contract's
+    # SingleFromBatch, a batch of one (blocks until decoded).
 
     def nbest_batch(
         self,
@@ -172,17 +176,19 @@ class ContinuousDecoder:
         languages: Sequence[str | None] | None = None,
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
-        phrases=None,
+        phrases: Sequence[PhraseSelector | None] | None = None,
+        *,
+        options: DecodeOptions | None = None,
     ) -> list[NBest]:
-        """`nbest` for many clips; each joins the running search on its own."""
-        if phrases is not None and any(phrases):
-            from asr.transcriber import decode_with_phrases
-
-            n = nbest or self.config.nbest
-            return decode_with_phrases(self, audios, languages, n, phrases)
+        """`nbest` for many clips; each joins the running search on its own (blocks until
+        all are decoded). Arguments as asr.contract.Transcriber."""
         languages = languages_per_audio(audios, languages)
+        selectors = selectors_per_audio(audios, phrases)
+        options = self.transcriber.decode_options(options, nbest, bias_terms)
+        if options.bias_terms is None and any(selectors):
+            return decode_with_phrases(self, audios, languages, selectors, options)
         futures = [
-            self.submit(audio, lang, nbest, bias_terms)
+            self.submit(audio, lang, options=options)
             for audio, lang in zip(audios, languages, strict=True)
         ]
         return [f.result() for f in futures]
@@ -243,7 +249,7 @@ class ContinuousDecoder:
             job.audio, job.encoder_out, job.chosen = None, encoder_out[i], chosen[i]
             job.encode_s = encode_s
             job.prompt = self.transcriber.prompt(job.chosen[0], job.bias)
-            self._start(job, self.transcriber.first_beam(job.n))
+            self._start(job, job.options.first_beam)
 
     def _start(self, job: _Job, beam: int) -> None:
         engine = self._engines.get(beam)
@@ -277,10 +283,11 @@ class ContinuousDecoder:
 
     def _finish(self, job: _Job, beam: int, results: list[BeamResult]) -> None:
         readings = self.transcriber.readings(results, job.chosen[0])
-        if self.transcriber.config.widen_beam and len(readings) < job.n and beam < MAX_BEAM:
+        n = job.options.nbest
+        if len(readings) < n and (wider := job.options.wider(beam)) is not None:
             # Too few distinct readings: decode again with a wider beam, as nbest_batch does.
             self.stats.widened += 1
-            self._start(job, min(MAX_BEAM, beam * 2))
+            self._start(job, wider)
             return
         job.encoder_out = None
         extra = {
@@ -292,7 +299,7 @@ class ContinuousDecoder:
             "beam": beam,
         }
         job.future.set_result(
-            TorchTranscriber.to_nbest(readings, job.n, job.chosen, job.duration_s, extra)
+            TorchTranscriber.to_nbest(readings, n, job.chosen, job.duration_s, extra)
         )
 
     def _fail_all(self, error: Exception) -> None:

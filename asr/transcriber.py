@@ -4,7 +4,8 @@ CTranslate2's `Whisper.generate(num_hypotheses=N, return_scores=True)` returns t
 which faster-whisper's `WhisperModel.transcribe` throws away; we call it directly with
 faster-whisper's feature extractor and tokenizer. One verb: `Transcriber.nbest(audio)`;
 `nbest_batch` decodes several utterances in one encoder/decoder call (server finals of
-concurrent sessions, the rescoring corpus).
+concurrent sessions, the rescoring corpus). The contract (arguments, per-call DecodeOptions,
+prompt, merging of readings) is asr.contract's; what is here is CTranslate2's own.
 
 Scores: CTranslate2 returns `cumulative log-probability / len(tokens) ** length_penalty`
 (checked: with length_penalty=0 the score is exactly len(tokens) times the normalized one),
@@ -21,26 +22,33 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE
+from asr.contract import (
+    MAX_BEAM,  # noqa: F401 - re-exported (assistant transcribe checks --nbest against it)
+    SAMPLE_RATE,
+    WINDOW_S,
+    DecodeOptions,
+    DecodingConfig,
+    PhraseSelector,
+    SingleFromBatch,
+    check_language,
+    distinct_readings,
+    encode_bias,
+    languages_per_audio,
+    merge_readings,
+    prompt_ids,
+    selectors_per_audio,
+)
 from asr.models import resolve_model_dir
-from asr.nbest import Hypothesis, NBest, languages_per_audio, reading_key
+from asr.nbest import Hypothesis, NBest, reading_key  # noqa: F401 - reading_key re-exported
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_LANGUAGES = ("en", "es")
-WINDOW_S = 30  # Whisper's encoder sees fixed 30 s windows (3000 mel frames)
-WINDOW_FRAMES = 3000
+WINDOW_FRAMES = 3000  # mel frames of a WINDOW_S window
 FRAMES_PER_S = 100  # mel hop of 10 ms
 WINDOW_MARGIN_S = 1.0  # silence kept after the speech when the window is shortened
-MAX_BEAM = 32  # widest beam tried when merging case/punctuation variants leaves < N readings
-# Decoder token budget: Whisper's context is 448 tokens; half of it may hold the prompt (as in
-# openai/whisper and faster-whisper), the rest is for the transcript.
-MAX_PROMPT_TOKENS = 223
-MAX_NEW_TOKENS = 128  # a spoken query is < 30 s, far under this
 # A threshold for `lid_confident`: detection below it decodes both languages. Off by default:
 # on the dev and held-out clips of docs/hear_the_store.md it changed no language decision for
 # the better (the wrong calls are confident ones) and cost up to 1.3x on Spanish.
@@ -56,23 +64,12 @@ MAX_COMPRESSION_RATIO = 2.4  # openai/whisper's compression_ratio_threshold
 SERVED_ADAPTER: str | None = None
 
 
-class PhraseSelector(Protocol):
-    """Chooses the phrases the decoder is prompted with for one utterance (assistant.phrases).
-
-    needs_draft: the selection depends on what was said, so a cheap draft decode comes first.
-    select(drafts, language): the phrases for an utterance whose draft readings are `drafts`
-        (empty when needs_draft is False), decoded in `language`.
-    """
-
-    @property
-    def needs_draft(self) -> bool: ...
-
-    def select(self, drafts: Sequence[str], language: str) -> tuple[str, ...]: ...
-
-
 @dataclass(frozen=True)
-class TranscriberConfig:
-    """How the first pass runs. CLI flags map one-to-one (kebab-case) to these fields."""
+class TranscriberConfig(DecodingConfig):
+    """How the first pass runs on CTranslate2: the decoding fields every backend shares
+    (asr.contract.DecodingConfig: beam_size, nbest, language, languages, bias_terms,
+    widen_beam, length_penalty, max_new_tokens, window_s) and these. CLI flags map
+    one-to-one (kebab-case) to the fields."""
 
     # CTranslate2 Whisper directory; None: the assembled Whisper base (asr.models).
     model_dir: str | Path | None = None
@@ -83,28 +80,8 @@ class TranscriberConfig:
     device: str = "auto"
     # "default": int8 on CPU, float16 on CUDA; or any CTranslate2 compute type.
     compute_type: str = "default"
-    # Beam width of the decoder; widened to 2 * nbest when that is larger, so that merging
-    # case/punctuation variants still leaves nbest distinct readings.
-    beam_size: int = 8
-    # Distinct readings returned per utterance.
-    nbest: int = 5
-    # "auto" detects among `languages`; or a fixed language code.
-    language: str = "auto"
-    # Languages detection may choose from (Whisper knows 99; the assistant speaks two).
-    languages: tuple[str, ...] = SUPPORTED_LANGUAGES
     # CPU threads for CTranslate2; 0: min(4, cores).
     cpu_threads: int = 0
-    # Exponent of the length normalization of scores (1.0: mean log-probability per token).
-    length_penalty: float = 1.0
-    # Domain terms (catalog brands, products) given to the decoder as previous text.
-    bias_terms: tuple[str, ...] = ()
-    max_new_tokens: int = MAX_NEW_TOKENS
-    # Retry wider beams (up to MAX_BEAM) for utterances with fewer than nbest readings.
-    widen_beam: bool = True
-    # Encoder window in seconds. Whisper was trained on 30 s windows (the default); a shorter
-    # window (e.g. 10 s, grown to fit longer clips) cuts the encoder's cost several-fold on
-    # short queries at some risk to accuracy: docs/asr_benchmark.md measures both.
-    window_s: float = WINDOW_S
     # With a draft decode (phrase selection), add the draft's unprompted reading to the list, so
     # that a prompt that misleads the decoder cannot take the plain reading away.
     merge_draft: bool = True
@@ -115,52 +92,14 @@ class TranscriberConfig:
     lid_prior: bool = True
 
     def __post_init__(self) -> None:
-        unknown = [lang for lang in self.languages if lang not in SUPPORTED_LANGUAGES]
-        if unknown or not self.languages:
-            raise ValueError(f"languages must be among {SUPPORTED_LANGUAGES}, got {self.languages}")
-        if self.language != "auto" and self.language not in self.languages:
-            raise ValueError(
-                f"unknown language {self.language!r}: use auto, {', '.join(self.languages)}"
-            )
+        super().__post_init__()
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.nbest < 1 or self.beam_size < 1:
-            raise ValueError("nbest and beam_size must be at least 1")
-        if self.nbest > MAX_BEAM:
-            raise ValueError(f"nbest must be at most {MAX_BEAM}")
-        if not 1.0 <= self.window_s <= WINDOW_S:
-            raise ValueError(f"window_s must be between 1 and {WINDOW_S} seconds")
 
 
-def decode_with_phrases(
-    transcriber, audios: Sequence[np.ndarray], languages, n: int, selectors
-) -> list[NBest]:
-    """Phrase-selected prompts on any backend with per-call `bias_terms` (the PyTorch ones): a
-    draft decode, the selector's phrases for each utterance, a prompted decode of each, the
-    draft's readings merged in. The CTranslate2 Transcriber does the same on one encoder
-    output instead (its `nbest_batch`)."""
-    languages = languages_per_audio(audios, languages)
-    drafts = transcriber.nbest_batch(audios, languages, nbest=n, bias_terms=())
-    out = []
-    for audio, draft, selector in zip(audios, drafts, selectors, strict=True):
-        if selector is None:
-            out.append(draft)
-            continue
-        heard = [h.text for h in draft.hypotheses] if selector.needs_draft else []
-        chosen = selector.select(heard, draft.language)
-        prompted = transcriber.nbest(audio, draft.language, nbest=n, bias_terms=chosen)
-        merged = _merge(prompted.hypotheses, draft.hypotheses, draft.language)
-        out.append(replace(prompted, hypotheses=tuple(merged[:n])))
-    return out
-
-
-def bias_prompt_text(terms: Sequence[str]) -> str:
-    """Terms as the 'previous text' Whisper conditions on: a comma-separated list."""
-    return ", ".join(t.strip() for t in terms if t.strip())
-
-
-class Transcriber:
-    """Whisper n-best first pass on CTranslate2. Load once, call `nbest` many times.
+class Transcriber(SingleFromBatch):
+    """Whisper n-best first pass on CTranslate2 (an asr.contract.Transcriber). Load once,
+    call `nbest` many times.
 
     Thread safety: CTranslate2 models may be called from several threads; this object keeps
     no per-call state.
@@ -174,8 +113,6 @@ class Transcriber:
         if config is None:
             config = TranscriberConfig(**overrides)
         elif overrides:
-            from dataclasses import replace
-
             config = replace(config, **overrides)
         self.config = config
         self.model_dir = resolve_model_dir(config.model_dir, config.adapter)
@@ -196,29 +133,12 @@ class Transcriber:
         self.hf_tokenizer = tokenizers.Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         self.feature_extractor = FeatureExtractor(feature_size=self.model.n_mels)
         self._tokenizers: dict[str, object] = {}
-        self._bias_tokens = self._encode_bias(config.bias_terms)
+        self._bias_tokens = encode_bias(self.hf_tokenizer, config.bias_terms)
 
     # ---- public verbs -------------------------------------------------------------------
 
-    def nbest(
-        self,
-        audio: np.ndarray,
-        language: str | None = None,
-        nbest: int | None = None,
-        bias_terms: Sequence[str] | None = None,
-        phrases: PhraseSelector | None = None,
-    ) -> NBest:
-        """Distinct readings of one utterance, best first.
-
-        audio: float32 mono 16 kHz, shape (samples,); only the first 30 s are decoded.
-        language: "en", "es", "auto" or None (the config's language).
-        bias_terms: overrides the config's domain terms for this call (() for none).
-        phrases: chooses the prompt phrases for this utterance (see PhraseSelector); used
-            when bias_terms is None.
-        """
-        return self.nbest_batch(
-            [audio], [language], nbest=nbest, bias_terms=bias_terms, phrases=[phrases]
-        )[0]
+    # nbest(audio, language, nbest, bias_terms, phrases, *, options): asr.contract's
+    # SingleFromBatch, a batch of one.
 
     def nbest_batch(
         self,
@@ -227,9 +147,13 @@ class Transcriber:
         nbest: int | None = None,
         bias_terms: Sequence[str] | None = None,
         phrases: Sequence[PhraseSelector | None] | None = None,
+        *,
+        options: DecodeOptions | None = None,
     ) -> list[NBest]:
         """`nbest` for several utterances in one encode and as few generate calls as their
         prompts allow (faster per clip on a GPU and on several cores). One NBest per input.
+        Arguments as asr.contract.Transcriber (nbest, bias_terms: the keyword form of
+        `options`; given bias terms win over the selectors).
 
         phrases: one selector (or None) per audio. A selector that `needs_draft` gets a greedy
         unprompted draft decode of the same encoder output first; its reading joins the list.
@@ -237,13 +161,10 @@ class Transcriber:
         if not audios:
             return []
         languages = languages_per_audio(audios, languages)
-        selectors = list(phrases) if phrases is not None else [None] * len(audios)
-        if len(selectors) != len(audios):
-            raise ValueError("phrases must have one entry per audio")
-        n = nbest or self.config.nbest
-        if not 1 <= n <= MAX_BEAM:
-            raise ValueError(f"nbest must be between 1 and {MAX_BEAM}")
-        wanted = [self._check_language(lang) for lang in languages]
+        selectors = selectors_per_audio(audios, phrases)
+        options = DecodeOptions.of(options, nbest, bias_terms).resolved(self.config)
+        n, bias_terms = options.nbest, options.bias_terms
+        wanted = [check_language(lang, self.config) for lang in languages]
 
         started = time.perf_counter()
         durations = [len(a) / SAMPLE_RATE for a in audios]
@@ -266,7 +187,7 @@ class Transcriber:
             for i, cands in enumerate(candidates)
         ]
 
-        given = None if bias_terms is None else self._encode_bias(bias_terms)
+        given = None if bias_terms is None else encode_bias(self.hf_tokenizer, bias_terms)
 
         def bias_for(i: int, lang: str) -> list[int]:
             if given is not None:
@@ -274,19 +195,19 @@ class Transcriber:
             if selectors[i] is None:
                 return self._bias_tokens
             heard = [h.text for h in drafts.get((i, lang), [])]
-            return self._encode_bias(selectors[i].select(heard, lang))
+            return encode_bias(self.hf_tokenizer, selectors[i].select(heard, lang))
 
         jobs = [(i, lang, bias_for(i, lang)) for i, lang in enumerate(decided)]
-        beam = max(self.config.beam_size, 2 * n)
+        beam = options.first_beam
         results = self._run(rows, jobs, beam)
         readings = [self._readings(r, lang) for r, lang in zip(results, decided, strict=True)]
         # Merging variants may leave fewer than n readings: decode those utterances again
         # with a wider beam (short queries often have only a handful of plausible readings).
-        while self.config.widen_beam and beam < MAX_BEAM:
+        while (wider := options.wider(beam)) is not None:
             short = [i for i, r in enumerate(readings) if len(r) < n]
             if not short:
                 break
-            beam = min(MAX_BEAM, beam * 2)
+            beam = wider
             for i, result in zip(
                 short, self._run(rows, [jobs[i] for i in short], beam), strict=True
             ):
@@ -297,7 +218,7 @@ class Transcriber:
         for i, lang in enumerate(decided):
             hyps = [h for h in readings[i] if not looks_looped(h.text)] or readings[i]
             if (i, lang) in drafts and (self.config.merge_draft or len(hyps) < len(readings[i])):
-                hyps = _merge(hyps, drafts[(i, lang)], lang)
+                hyps = merge_readings(hyps, drafts[(i, lang)], lang)
             prob = chosen[i][1] if lang == chosen[i][0] else 1.0 - chosen[i][1]
             job_bias = jobs[i][2]
             out.append(
@@ -365,14 +286,6 @@ class Transcriber:
 
     # ---- steps --------------------------------------------------------------------------
 
-    def _check_language(self, language: str | None) -> str:
-        language = language or self.config.language
-        if language != "auto" and language not in self.config.languages:
-            raise ValueError(
-                f"unknown language {language!r}: use auto, {', '.join(self.config.languages)}"
-            )
-        return language
-
     def _tokenizer(self, language: str):
         from faster_whisper.tokenizer import Tokenizer
 
@@ -381,18 +294,6 @@ class Transcriber:
                 self.hf_tokenizer, self.model.is_multilingual, task="transcribe", language=language
             )
         return self._tokenizers[language]
-
-    def _encode_bias(self, terms: Sequence[str]) -> list[int]:
-        text = bias_prompt_text(terms)
-        if not text:
-            return []
-        ids = self.hf_tokenizer.encode(" " + text, add_special_tokens=False).ids
-        if len(ids) > MAX_PROMPT_TOKENS:
-            log.warning(
-                "bias terms take %d tokens; keeping the first %d", len(ids), MAX_PROMPT_TOKENS
-            )
-            ids = ids[:MAX_PROMPT_TOKENS]
-        return ids
 
     def _encode(self, audios: Sequence[np.ndarray]):
         """Log-mel features of each clip (first 30 s, padded to the window), encoded in one batch.
@@ -432,8 +333,7 @@ class Transcriber:
 
     def _prompt(self, language: str, bias: list[int]) -> list[int]:
         tok = self._tokenizer(language)
-        prompt = [tok.sot_prev, *bias] if bias else []
-        return prompt + list(tok.sot_sequence) + [tok.no_timestamps]
+        return prompt_ids(tok.sot_prev, bias, [*tok.sot_sequence, tok.no_timestamps])
 
     def _run(
         self,
@@ -474,28 +374,21 @@ class Transcriber:
         """Distinct readings of one generate() result, best asr_score first."""
         tok = self._tokenizer(language)
         lp = self.config.length_penalty
-        seen: set[str] = set()
-        hyps = []
-        for ids, score in sorted(
-            zip(result.sequences_ids, result.scores, strict=True), key=lambda p: -p[1]
-        ):
-            text = tok.decode(ids).strip()
-            key = reading_key(text, language)
-            if not key or key in seen:
-                continue
-            seen.add(key)
-            length = max(1, len(ids))
-            hyps.append(
+        beams = sorted(zip(result.sequences_ids, result.scores, strict=True), key=lambda p: -p[1])
+        return distinct_readings(
+            (
                 Hypothesis(
-                    text=text,
+                    text=tok.decode(ids).strip(),
                     token_ids=tuple(ids),
-                    logprob_sum=float(score) * length**lp,
+                    logprob_sum=float(score) * max(1, len(ids)) ** lp,
                     asr_score=float(score),
                     rescore_score=None,
                     score=float(score),
                 )
-            )
-        return hyps
+                for ids, score in beams
+            ),
+            language,
+        )
 
 
 def looks_looped(text: str, max_ratio: float = MAX_COMPRESSION_RATIO) -> bool:
@@ -512,20 +405,6 @@ def _other(language: str, config: TranscriberConfig) -> str:
 
 def _best_score(hyps: Sequence[Hypothesis]) -> float:
     return max((h.asr_score for h in hyps), default=float("-inf"))
-
-
-def _merge(
-    hyps: Sequence[Hypothesis], extra: Sequence[Hypothesis], language: str
-) -> list[Hypothesis]:
-    """Two lists of readings of one utterance as one, best asr_score first, one spelling each."""
-    seen: set[str] = set()
-    out = []
-    for h in sorted([*hyps, *extra], key=lambda h: -h.asr_score):
-        key = reading_key(h.text, language)
-        if key not in seen:
-            seen.add(key)
-            out.append(h)
-    return out
 
 
 def _load_model(ct2, model_dir: Path, device: str, compute_type: str, threads: int):

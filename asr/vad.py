@@ -15,9 +15,10 @@ from typing import Protocol
 
 import numpy as np
 
+from asr.contract import SAMPLE_RATE  # noqa: F401 - re-exported
+
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 WINDOW = 512  # samples per VAD decision at 16 kHz (32 ms), fixed by the Silero model
 CONTEXT = 64  # samples of the previous window the model sees in front of each window
 
