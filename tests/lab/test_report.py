@@ -15,7 +15,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_percentiles_skip_none_and_round():
-    assert report.percentiles([1.0, None, 2.0, 3.0, 4.0, 5.0], ndigits=1) == {"p50": 3.0, "p95": 4.8}
+    assert report.percentiles([1.0, None, 2.0, 3.0, 4.0, 5.0], ndigits=1) == {
+        "p50": 3.0,
+        "p95": 4.8,
+    }
     assert report.percentiles([5, 1, 3], qs=(50,)) == {"p50": 3.0}
     empty = report.percentiles([], qs=(50, 99.9))
     assert list(empty) == ["p50", "p99.9"] and all(math.isnan(v) for v in empty.values())
