@@ -1,6 +1,6 @@
 """Pick the Whisper first-pass backend: CTranslate2 (CPU, CUDA 12) or PyTorch (CUDA 13).
 
-`load_transcriber(config, backend="auto")` returns an object with
+`load_transcriber(config, backend="auto")` returns an asr.contract.Transcriber:
 `nbest(audio, language) -> NBest` and `nbest_batch(audios, languages) -> list[NBest]`.
 
 auto: CTranslate2 when no CUDA GPU is visible (its int8 CPU path is the fastest there) or
@@ -10,6 +10,7 @@ CTranslate2 cannot use (the PyPI CTranslate2 wheels need CUDA 12 libraries).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -46,12 +47,36 @@ def choose_backend(backend: str = "auto", device: str = "auto") -> str:
     return "ctranslate2" if _ct2_cuda() else "torch"
 
 
-def load_transcriber(config=None, backend: str = "auto", torch_model_dir: Path | None = None):
-    """A first-pass transcriber for `config` (asr.transcriber.TranscriberConfig or None).
+# Fields both configs have by name but not by meaning: the CTranslate2 model directory is not
+# the converted PyTorch folder (that one is `torch_model_dir`).
+NOT_CARRIED = frozenset({"model_dir"})
 
-    The PyTorch backend takes the decoding fields it shares with TranscriberConfig (beam,
-    n-best, languages, bias terms, widening, length penalty, token budget, device); `torch_model_dir` points at the
-    converted weights (default: <cache home>/whisper-base-torch).
+
+def torch_config(config=None, torch_model_dir: Path | None = None):
+    """The PyTorch backend's config for a CTranslate2 `config` (TranscriberConfig or None):
+    every field the two configs share (asr.contract.DecodingConfig's, and device) carried over
+    as it is, whatever fields they come to hold; `torch_model_dir`: the converted weights
+    (default: <cache home>/whisper-base-torch). The fields that are CTranslate2's own
+    (adapter, compute_type, cpu_threads, merge_draft, lid_confident, lid_prior) stay behind."""
+    from asr.torch_backend import TorchTranscriberConfig
+
+    if config is None:
+        return TorchTranscriberConfig(model_dir=torch_model_dir)
+    names = {f.name for f in dataclasses.fields(config)}
+    shared = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(TorchTranscriberConfig)
+        if f.name in names and f.name not in NOT_CARRIED
+    }
+    return TorchTranscriberConfig(model_dir=torch_model_dir, **shared)
+
+
+def load_transcriber(config=None, backend: str = "auto", torch_model_dir: Path | None = None):
+    """A first-pass transcriber (asr.contract.Transcriber) for `config`
+    (asr.transcriber.TranscriberConfig or None).
+
+    The PyTorch backend takes every field it shares with TranscriberConfig (`torch_config`);
+    `torch_model_dir` points at the converted weights (default: <cache home>/whisper-base-torch).
     """
     device = getattr(config, "device", "auto") or "auto"
     chosen = choose_backend(backend, device)
@@ -61,7 +86,7 @@ def load_transcriber(config=None, backend: str = "auto", torch_model_dir: Path |
 
         return Transcriber(config or TranscriberConfig())
 
-    from asr.torch_backend import TorchTranscriber, TorchTranscriberConfig
+    from asr.torch_backend import TorchTranscriber
 
     if getattr(config, "adapter", None):
         log.warning(
@@ -69,22 +94,4 @@ def load_transcriber(config=None, backend: str = "auto", torch_model_dir: Path |
             config.adapter,
             torch_model_dir or "Whisper base",
         )
-
-    fields = {
-        name: getattr(config, name)
-        for name in (
-            "beam_size",
-            "nbest",
-            "language",
-            "languages",
-            "bias_terms",
-            "widen_beam",
-            "length_penalty",
-            "max_new_tokens",
-        )
-        if getattr(config, name, None) is not None
-    }
-    fields["bias_terms"] = tuple(fields.get("bias_terms", ()))
-    return TorchTranscriber(
-        TorchTranscriberConfig(model_dir=torch_model_dir, device=device, **fields)
-    )
+    return TorchTranscriber(torch_config(config, torch_model_dir))

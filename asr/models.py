@@ -54,16 +54,20 @@ class FileCheck:
     sha256: str | None = None
 
 
+# The environment variables asr reads, all of them and only here: the cache home (shared with
+# the assistant package) and the assembled Whisper base's directory.
+ENV_HOME = "RETAIL_ASSISTANT_HOME"
+ENV_ASR_MODEL = "RETAIL_ASSISTANT_ASR_MODEL"
+
+
 def cache_home() -> Path:
     """`$RETAIL_ASSISTANT_HOME` or ~/.cache/retail-assistant (shared with the assistant package)."""
-    return Path(
-        os.environ.get("RETAIL_ASSISTANT_HOME", Path.home() / ".cache" / "retail-assistant")
-    )
+    return Path(os.environ.get(ENV_HOME, Path.home() / ".cache" / "retail-assistant"))
 
 
 def default_model_dir() -> Path:
     """Where Whisper base is assembled: `$RETAIL_ASSISTANT_ASR_MODEL` or <cache home>/whisper-base."""
-    return Path(os.environ.get("RETAIL_ASSISTANT_ASR_MODEL", cache_home() / "whisper-base"))
+    return Path(os.environ.get(ENV_ASR_MODEL, cache_home() / "whisper-base"))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
