@@ -267,30 +267,23 @@ async def _connect(url: str, **kw):
 
 
 async def good_client(target: Target, utterances: int = 1) -> tuple[int, int, str | None]:
-    """start, `utterances` utterances, stop -> (finals expected, finals right, problem)."""
-    from websockets.exceptions import ConnectionClosed
+    """start, `utterances` utterances, stop through the one client (`assistant replay`'s
+    stream_session) -> (finals expected, finals right, problem)."""
+    from assistant.commands.replay import stream_session
+
+    async def frames():
+        for _ in range(utterances):
+            for i in range(0, len(UTTERANCE), 3200):
+                yield UTTERANCE[i : i + 3200]
+            await asyncio.sleep(0.01)
 
     try:
-        ws = await _connect(target.authed())
+        session = await stream_session(target.authed(), frames(), RATE, timeout_s=60)
     except Exception as error:  # noqa: BLE001 - a refusal is what is counted
         return utterances, 0, f"connect: {error}"
-    try:
-        await ws.send(json.dumps({"type": "start", "sample_rate": RATE}))
-        ready = json.loads(await asyncio.wait_for(ws.recv(), 30))
-        if ready.get("type") != "ready":
-            return utterances, 0, f"start answered {ready}"
-        for _ in range(utterances):
-            await _send_utterance(ws)
-            await asyncio.sleep(0.01)
-        await ws.send('{"type": "stop"}')
-        events = []
-        while not events or events[-1].get("type") != "end":
-            events.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
-    except (TimeoutError, ConnectionClosed) as error:
-        return utterances, 0, f"{type(error).__name__}: {error}"
-    finally:
-        await ws.close()
-    finals = [e for e in events if e["type"] == "final"]
+    if not session.events or session.events[-1].get("type") != "end":
+        return utterances, 0, f"no end: {session.events[-1:] or 'no events'}"
+    finals = [e for e in session.events if e["type"] == "final"]
     right = [f for f in finals if _final_ok(f, target.fake)]
     if [f["utterance"] for f in finals] != list(range(utterances)):
         return utterances, len(right), f"finals {[f['utterance'] for f in finals]}"
