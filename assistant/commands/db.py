@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from assistant.env import database_url
 from assistant.errors import UserError
-from assistant.paths import database_url
 
 
 def register(subparsers) -> None:

@@ -1,4 +1,5 @@
-"""Seeded catalog generator: curated lists in data/catalog/ -> stores, products, stock, sales, staff.
+"""Seeded catalog generator: curated lists in assistant/inventory/data/ -> stores, products, stock,
+sales, staff.
 
 `generate(seed)` is deterministic for a given seed, as-of date and set of curated files, so
 the database, the corpus built from it and every evaluation number can be rebuilt.
@@ -16,11 +17,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.paths import REPO_ROOT
 from textnorm import fold
 from textnorm.numbers import spoken_numbers
 
-DATA_DIR = REPO_ROOT / "data" / "catalog"
+# The curated lists ship inside the package (package data): an installed copy needs no checkout.
+DATA_DIR = Path(__file__).resolve().parent / "data"
 GENERATOR_VERSION = "1"
 DEFAULT_SEED = 1234
 SALES_DAYS = 28  # history long enough for "this month" / "last week"

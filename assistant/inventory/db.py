@@ -1,6 +1,6 @@
 """Inventory database schema (SQLAlchemy 2 Core), creation and seeding, read-only engines.
 
-SQLite file by default (assistant.paths.database_url()), PostgreSQL by URL
+SQLite file by default (assistant.env.database_url()), PostgreSQL by URL
 (postgresql+psycopg2://user@host:port/db). Every statement is built with SQLAlchemy
 expressions, so values always travel as bound parameters.
 """

@@ -20,9 +20,9 @@ from typing import TypeVar
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from assistant.env import database_url
 from assistant.inventory import db
 from assistant.inventory.db import InventoryUnavailable, open_engine
-from assistant.paths import database_url
 
 T = TypeVar("T")
 SLOW_FAILURE_S = 1.0  # a database error that took longer: the server hangs (connect timeout)
