@@ -14,20 +14,8 @@ import sys
 
 from assistant.errors import UserError
 
-# sub-command name -> module under assistant.commands
-COMMANDS: dict[str, str] = {
-    "transcribe": "transcribe",
-    "parse": "parse",
-    "ask": "ask",
-    "catalog": "catalog",
-    "serve": "serve",
-    "replay": "replay",
-    "mic": "mic",
-    "models": "models",
-    "db": "db",
-}
-
-log = logging.getLogger("assistant")
+# sub-commands, each the module of that name under assistant.commands
+COMMANDS = ("transcribe", "parse", "ask", "catalog", "serve", "replay", "mic", "models", "db")
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -41,13 +29,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     wanted = [a for a in argv if not a.startswith("-")][:1]
     names = wanted if wanted and wanted[0] in COMMANDS else list(COMMANDS)
     for name in names:
-        try:
-            module = importlib.import_module(f"assistant.commands.{COMMANDS[name]}")
-        except ModuleNotFoundError as error:
-            if error.name and error.name.startswith("assistant.commands"):
-                continue  # command not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"assistant.commands.{name}").register(subparsers)
     return parser
 
 

@@ -12,36 +12,25 @@ import logging
 import sys
 from pathlib import Path
 
-from asr.transcriber import SERVED_ADAPTER
 from assistant.errors import UserError
+from assistant.options import ConfigOptions, Flag, build
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from asr.transcriber import TranscriberConfig
+    from assistant.commands.serve import DEVICES, PIPELINE_HELP, first_pass_flags
+    from assistant.pipeline import PipelineConfig
+
     parser = subparsers.add_parser(
         "transcribe", help="transcribe audio files to an n-best list (Whisper + rescoring)"
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, MP3, OGG or WebM")
-    parser.add_argument("--nbest", type=int, default=5, help="distinct readings per file (5)")
-    parser.add_argument("--language", choices=["auto", "en", "es"], default="auto")
     parser.add_argument(
         "--no-rescore", action="store_true", help="first pass only (rescore_score null)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per file and line")
-    parser.add_argument(
-        "--asr-model",
-        type=Path,
-        default=None,
-        help="any local CTranslate2 Whisper directory (default: the assembled Whisper base)",
-    )
-    parser.add_argument(
-        "--adapter",
-        default=SERVED_ADAPTER or "none",
-        metavar="NAME",
-        help="first-pass adapter merged into Whisper base by `assistant models assemble` "
-        "(asr/data/adapters/NAME), or none for Whisper base as published (default %(default)s)",
-    )
     phrases = parser.add_mutually_exclusive_group()
     phrases.add_argument(
         "--phrases",
@@ -56,23 +45,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     phrases.add_argument(
         "--no-phrases", action="store_true", help="decode unbiased (no catalog phrases)"
     )
-    parser.add_argument("--beam-size", type=int, default=8)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
-        "--asr-backend",
-        choices=["auto", "ctranslate2", "torch"],
+        "--rescore-device",
+        choices=DEVICES,
         default="auto",
-        help="first-pass engine: CTranslate2, or PyTorch for CUDA 13 GPUs (default %(default)s)",
+        help="where the rescorer runs (default %(default)s)",
     )
-    parser.add_argument("--compute-type", default="default")
-    parser.add_argument("--cpu-threads", type=int, default=0, help="0: min(4, cores)")
-    parser.add_argument(
-        "--window-s",
-        type=float,
-        default=30.0,
-        help="encoder window in seconds (30: Whisper's own; 10: ~3x faster on short queries)",
+    shared = first_pass_flags()
+    # The first-pass settings the server has too take the server's defaults (PipelineConfig:
+    # n-best 5, a 10 s window grown to fit, the served adapter); the rest are TranscriberConfig's.
+    pipeline = ConfigOptions(
+        parser,
+        PipelineConfig,
+        {
+            "nbest": "distinct readings per file",
+            "window_s": PIPELINE_HELP["window_s"] + " (30: Whisper's own)",
+            "cpu_threads": PIPELINE_HELP["cpu_threads"],
+            "asr_backend": shared["asr_backend"],
+            "adapter": shared["adapter"],
+        },
+        only=("nbest", "window_s", "asr_backend", "adapter", "cpu_threads"),
     )
-    parser.set_defaults(func=run)
+    first_pass = ConfigOptions(
+        parser,
+        TranscriberConfig,
+        {
+            "model_dir": Flag(
+                "any local CTranslate2 Whisper directory (default: the assembled Whisper base)",
+                option="--asr-model",
+                metavar="DIR",
+                type=Path,
+            ),
+            "language": Flag(
+                "language of the speech", choices=("auto", *TranscriberConfig().languages)
+            ),
+            "device": shared["device"],
+            "beam_size": "beam width of the decoder, widened to 2 x --nbest",
+            "compute_type": "CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)",
+        },
+        only=("model_dir", "language", "beam_size", "device", "compute_type"),
+    )
+    parser.set_defaults(func=run, options=(pipeline, first_pass))
 
 
 def read_phrases_file(path: Path) -> tuple[str, ...]:
@@ -106,7 +119,7 @@ def load_phrases(args: argparse.Namespace):
     return catalog_phrases(Inventory())
 
 
-def load_reranker(no_rescore: bool):
+def load_reranker(no_rescore: bool, device: str = "auto"):
     """The second pass (a Reranker whose .rank(nbest) fills rescore_score and score), or None:
     asked for none, or no rescorer model installed (first pass only). Its catalog bonus reads
     the gazetteer of the default inventory (the curated lists when the database is down)."""
@@ -116,7 +129,7 @@ def load_reranker(no_rescore: bool):
     from assistant.inventory import Inventory
     from rescoring.runtime import load_default_reranker
 
-    return load_default_reranker(gazetteer=build_gazetteer(Inventory()))
+    return load_default_reranker(device=device, gazetteer=build_gazetteer(Inventory()))
 
 
 def nbest_record(file: str, nbest) -> dict:
@@ -179,26 +192,19 @@ def run(args: argparse.Namespace) -> int:
     from asr.audio import AudioError, decode_audio
     from asr.backends import load_transcriber
     from asr.models import ModelError
-    from asr.transcriber import MAX_BEAM, TranscriberConfig
+    from asr.transcriber import TranscriberConfig
 
-    if not 1 <= args.nbest <= MAX_BEAM:
-        raise UserError(f"--nbest must be between 1 and {MAX_BEAM}, got {args.nbest}")
-    if args.beam_size < 1:
-        raise UserError(f"--beam-size must be at least 1, got {args.beam_size}")
-    if not 1.0 <= args.window_s <= 30.0:
-        raise UserError(f"--window-s must be between 1 and 30 seconds, got {args.window_s}")
-    phrases = load_phrases(args)
-    config = TranscriberConfig(
-        model_dir=args.asr_model,
-        adapter=None if args.asr_model or args.adapter == "none" else args.adapter,
-        device=args.device,
-        compute_type=args.compute_type,
-        beam_size=args.beam_size,
-        nbest=args.nbest,
-        language=args.language,
-        cpu_threads=args.cpu_threads,
-        window_s=args.window_s,
+    pipeline, first_pass = args.options
+    shared = pipeline.values(args)
+    backend = shared.pop("asr_backend")
+    if args.model_dir:
+        shared["adapter"] = None  # a directory of one's own is decoded as it is
+    config = build(
+        TranscriberConfig,
+        {**first_pass.values(args), **shared},
+        {**pipeline.options, **first_pass.options},
     )
+    phrases = load_phrases(args)
     # Decode every file before loading Whisper: a bad file is reported at once, and the
     # good ones are still transcribed.
     audios: list[tuple[str, object]] = []
@@ -219,12 +225,12 @@ def run(args: argparse.Namespace) -> int:
     if not audios:
         return 2
     try:
-        transcriber = load_transcriber(config, backend=args.asr_backend)
+        transcriber = load_transcriber(config, backend=backend)
     except ModelError as error:
         raise UserError(str(error)) from error
     except RuntimeError as error:  # e.g. --device cuda without a usable GPU
         raise UserError(f"{error}; try --device cpu") from error
-    reranker = load_reranker(args.no_rescore)
+    reranker = load_reranker(args.no_rescore, args.rescore_device)
 
     for file, audio in audios:
         # Whisper hears 30 s at a time: a longer file is decoded as consecutive segments
@@ -235,8 +241,8 @@ def run(args: argparse.Namespace) -> int:
         for start in range(0, max(len(audio), 1), size):
             nbest = transcriber.nbest(
                 audio[start : start + size],
-                language=args.language,
-                nbest=args.nbest,
+                language=config.language,
+                nbest=config.nbest,
                 phrases=phrases,
             )
             nbests.append(reranker.rank(nbest) if reranker is not None else nbest)
