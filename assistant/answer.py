@@ -20,8 +20,8 @@ from asr.nbest import NBest
 from assistant.dates import PERIOD_NAMES, WEEKDAYS, day_of, period_of
 from assistant.inventory import Inventory, ProductRecord
 from assistant.linker import Linker, LinkResult
-from nlu.baseline import fold
 from nlu.schema import NluResult, Parser
+from textnorm import fold
 
 log = logging.getLogger(__name__)
 

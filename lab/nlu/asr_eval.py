@@ -15,23 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import unicodedata
 from pathlib import Path
 
-
-def fold(text: str) -> str:
-    """Lower case without accents, same length as the input (one char per char)."""
-    out = []
-    for ch in text.lower():
-        base = unicodedata.normalize("NFD", ch)[0]
-        out.append(base if len(base) == 1 else ch)
-    return "".join(out)
+from textnorm import fold_chars
 
 
 def locate(transcript: str, phrase: str, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
     """First free whole-word occurrence of `phrase` in `transcript`, case/accent-insensitive."""
-    pattern = r"(?<!\w)" + re.escape(fold(phrase)) + r"(?!\w)"
-    for m in re.finditer(pattern, fold(transcript)):
+    pattern = r"(?<!\w)" + re.escape(fold_chars(phrase)) + r"(?!\w)"
+    for m in re.finditer(pattern, fold_chars(transcript)):
         if all(m.end() <= s or e <= m.start() for s, e in taken):
             return m.start(), m.end()
     return None

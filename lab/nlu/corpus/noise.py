@@ -1,4 +1,4 @@
-"""ASR-style surface forms: spoken sizes and numbers, misheard brands, dropped accents.
+"""ASR-style surface forms: spoken sizes and numbers, misheard brands.
 
 Everything takes an explicit `random.Random` so that a seed fixes the whole corpus.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import re
-import unicodedata
 
 from textnorm.numbers import decimal_words, words
 
@@ -276,15 +275,3 @@ def mishear(text: str, rng: random.Random, aliases: tuple[str, ...] = ()) -> str
         if out and out.split()[0] not in _STOP_PREFIXES:
             return out
     return text
-
-
-def strip_accents(text: str, keep_enye: bool = True) -> str:
-    """Remove diacritics ("dónde" -> "donde"); keep "ñ" unless told otherwise."""
-    out = []
-    for ch in text:
-        if keep_enye and ch in "ñÑ":
-            out.append(ch)
-            continue
-        decomposed = unicodedata.normalize("NFD", ch)
-        out.append("".join(c for c in decomposed if unicodedata.category(c) != "Mn"))
-    return "".join(out)

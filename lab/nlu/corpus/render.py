@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from lab.nlu.corpus.catalog import Product
-from lab.nlu.corpus.noise import mishear, spoken_size, strip_accents
+from lab.nlu.corpus.noise import mishear, spoken_size
+from textnorm import strip_accents
 from textnorm.numbers import words
 
 ENTITY_SLOTS = ("BRAND", "PRODUCT", "SIZE", "COLOR", "DEPARTMENT", "DATE", "PERSON", "STORE")

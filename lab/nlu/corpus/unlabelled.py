@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator
 from importlib import resources
 
-from lab.nlu.corpus.noise import strip_accents
+from textnorm import strip_accents
 
 CATALOG_SHARE = 0.25  # at most this share of the pool is catalog text
 EVERYDAY_SHARE = 0.2
@@ -56,7 +56,7 @@ def _everyday(n: int, rng: random.Random, spanish_share: float) -> list[str]:
                 if x
             )
         if rng.random() < 0.2:
-            s = strip_accents(s)
+            s = strip_accents(s, keep_enye=True)
         out.append(s)
     return out
 
