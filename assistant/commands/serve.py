@@ -180,7 +180,7 @@ def build_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from assistant.pipeline import load_pipeline
-    from assistant.server import AssistantServer
+    from assistant.server import AssistantServer, wait_for_stop_signal
 
     config, pipeline_config = build_config(args)
     # A database URL that cannot be parsed would leave every session `unavailable`: say so now.
@@ -212,13 +212,7 @@ def run(args: argparse.Namespace) -> int:
             f"assistant: serving http://{config.host}:{server.port}/ (websocket /ws); loading models...",
             file=sys.stderr,
         )
-        stop = asyncio.Event()
-        import signal
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await wait_for_stop_signal()
         print("assistant: shutting down (finishing utterances in flight)", file=sys.stderr)
         await server.shutdown()
 
