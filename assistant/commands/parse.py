@@ -27,21 +27,27 @@ def register(subparsers) -> None:
         "--precision", choices=("auto", "int8", "fp32"), default="auto", help="student ONNX file"
     )
     p.add_argument("--model", help="student model directory (default: the installed one)")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the student runs (auto: CUDA when onnxruntime-gpu has one; default %(default)s)",
+    )
     p.set_defaults(func=run)
 
 
-def load_parser(model: str | None = None, precision: str = "auto"):
+def load_parser(model: str | None = None, precision: str = "auto", device: str = "auto"):
     """The ONNX student, else the baseline parser (warning on stderr)."""
     from nlu.runtime import OnnxParser, load_default_parser  # noqa: PLC0415
 
     if model:
         try:
-            return OnnxParser(model, precision)
+            return OnnxParser(model, precision, device=device)
         except (FileNotFoundError, ValueError) as error:
             raise UserError(
                 f"cannot load NLU model {model}: {error}; pass a directory written by lab.nlu.export"
             ) from error
-    parser = load_default_parser(precision)
+    parser = load_default_parser(precision, device=device)
     if parser is not None:
         return parser
     print(
@@ -63,7 +69,7 @@ def _format(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    parser = load_parser(args.model, args.precision)
+    parser = load_parser(args.model, args.precision, args.device)
     language = None if args.language == "auto" else args.language
     texts = [check_text(t, f"TEXT {t.encode('utf-8', 'replace')[:40]!r}") for t in args.text]
     pending: list[str] = []
