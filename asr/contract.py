@@ -9,6 +9,8 @@ This module holds what they share, so that each backend keeps only what is its o
 - the constants of Whisper and of the store (languages, window, beam and token budgets);
 - `DecodingConfig`, the load-time fields both backends' configs have, with one validator;
 - `DecodeOptions`, the per-call options (readings, beam, widening, bias terms);
+- `Transcriber`, the protocol, and `Backend`, the front that checks a call's arguments once
+  and hands them to the backend's `decode_batch`;
 - argument checks (`check_language`, `languages_per_audio`, `selectors_per_audio`);
 - the prompt: bias terms as Whisper's "previous text" (`bias_prompt_text`, `encode_bias`,
   `prompt_ids`);
@@ -210,8 +212,12 @@ class Transcriber(Protocol):
     ) -> list[NBest]: ...
 
 
-class SingleFromBatch:
-    """`nbest` as an `nbest_batch` of one, for backends that define the latter."""
+class Backend:
+    """The front every backend shares: `nbest` and `nbest_batch` with the contract's
+    signatures check the arguments once (one language and one phrase selector per audio, the
+    options resolved against `self.config`) and hand them to the backend's `decode_batch`."""
+
+    config: DecodingConfig
 
     def nbest(
         self,
@@ -227,6 +233,42 @@ class SingleFromBatch:
         return self.nbest_batch([audio], [language], nbest, bias_terms, [phrases], options=options)[
             0
         ]
+
+    def nbest_batch(
+        self,
+        audios: Sequence,
+        languages: Sequence[str | None] | None = None,
+        nbest: int | None = None,
+        bias_terms: Sequence[str] | None = None,
+        phrases: Sequence[PhraseSelector | None] | None = None,
+        *,
+        options: DecodeOptions | None = None,
+    ) -> list[NBest]:
+        """`nbest` of several utterances, one NBest per audio in order (see `Transcriber`)."""
+        languages = languages_per_audio(audios, languages)
+        selectors = selectors_per_audio(audios, phrases)
+        options = self.decode_options(options, nbest, bias_terms)
+        return self.decode_batch(audios, languages, selectors, options)
+
+    def decode_options(
+        self,
+        options: DecodeOptions | None = None,
+        nbest: int | None = None,
+        bias_terms: Sequence[str] | None = None,
+    ) -> DecodeOptions:
+        """A call's options, the keyword form folded in, resolved against the config."""
+        return DecodeOptions.of(options, nbest, bias_terms).resolved(self.config)
+
+    def decode_batch(
+        self,
+        audios: Sequence,
+        languages: list[str | None],
+        selectors: list[PhraseSelector | None],
+        options: DecodeOptions,
+    ) -> list[NBest]:
+        """The backend's own decoding: one language (None: the config's) and one selector
+        per audio, resolved options."""
+        raise NotImplementedError
 
 
 # ---- arguments ------------------------------------------------------------------------

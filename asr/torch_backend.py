@@ -27,17 +27,15 @@ from asr.contract import (
     SAMPLE_RATE,
     SUPPORTED_LANGUAGES,
     WINDOW_S,
+    Backend,
     DecodeOptions,
     DecodingConfig,
     PhraseSelector,
-    SingleFromBatch,
     check_language,
     decode_with_phrases,
     distinct_readings,
     encode_bias,
-    languages_per_audio,
     prompt_ids,
-    selectors_per_audio,
 )
 from asr.nbest import Hypothesis, NBest, reading_key  # noqa: F401 - reading_key re-exported
 from asr.torch_beam import BeamOptions, BeamResult, beam_search
@@ -75,7 +73,7 @@ class TorchTranscriberConfig(DecodingConfig):
             raise ValueError(f"dtype {self.dtype!r}: use auto, float16, bfloat16 or float32")
 
 
-class TorchTranscriber(SingleFromBatch):
+class TorchTranscriber(Backend):
     """Whisper n-best on PyTorch (an asr.contract.Transcriber). One verb: `nbest` (and its
     batched form)."""
 
@@ -187,26 +185,17 @@ class TorchTranscriber(SingleFromBatch):
         probs = torch.softmax(logits, dim=-1).cpu().numpy()
         return [(langs[int(p.argmax())], float(p.max())) for p in probs]
 
-    # nbest(audio, language, nbest, bias_terms, phrases, *, options): asr.contract's
-    # SingleFromBatch, a batch of one.
-
-    def nbest_batch(
+    def decode_batch(
         self,
         audios: Sequence[np.ndarray],
-        languages: Sequence[str | None] | None = None,
-        nbest: int | None = None,
-        bias_terms: Sequence[str] | None = None,
-        phrases: Sequence[PhraseSelector | None] | None = None,
-        *,
-        options: DecodeOptions | None = None,
+        languages: list[str | None],
+        selectors: list[PhraseSelector | None],
+        options: DecodeOptions,
     ) -> list[NBest]:
-        """`nbest` for many utterances, decoded `config.batch_size` at a time as one tensor
-        batch each (encoder, language detection, beam search). One NBest per input, in order.
-        Arguments as asr.contract.Transcriber; with phrase selectors (and no bias terms given)
-        asr.contract.decode_with_phrases."""
-        languages = languages_per_audio(audios, languages)
-        selectors = selectors_per_audio(audios, phrases)
-        options = self.decode_options(options, nbest, bias_terms)
+        """`nbest_batch` (asr.contract.Backend), its arguments checked: `config.batch_size`
+        utterances at a time as one tensor batch each (encoder, language detection, beam
+        search). One NBest per input, in order. With phrase selectors (and no bias terms
+        given): asr.contract.decode_with_phrases."""
         if options.bias_terms is None and any(selectors):
             return decode_with_phrases(self, audios, languages, selectors, options)
         wanted = [check_language(lang, self.config) for lang in languages]
@@ -217,15 +206,6 @@ class TorchTranscriber(SingleFromBatch):
             chunk = slice(start, start + step)
             results.extend(self._decode(audios[chunk], wanted[chunk], options, bias))
         return results
-
-    def decode_options(
-        self,
-        options: DecodeOptions | None = None,
-        nbest: int | None = None,
-        bias_terms: Sequence[str] | None = None,
-    ) -> DecodeOptions:
-        """A call's options (keyword form folded in), resolved against the config."""
-        return DecodeOptions.of(options, nbest, bias_terms).resolved(self.config)
 
     def bias_ids(self, bias_terms: Sequence[str] | None) -> list[int]:
         """Prompt ids of the domain terms: the config's when None, none for ()."""

@@ -30,13 +30,11 @@ import numpy as np
 
 from asr.contract import (
     SAMPLE_RATE,
+    Backend,
     DecodeOptions,
     PhraseSelector,
-    SingleFromBatch,
     check_language,
     decode_with_phrases,
-    languages_per_audio,
-    selectors_per_audio,
 )
 from asr.nbest import NBest
 from asr.torch_backend import TorchTranscriber
@@ -84,7 +82,7 @@ class _Job:
     batch_at_join: int = 0
 
 
-class ContinuousDecoder(SingleFromBatch):
+class ContinuousDecoder(Backend):
     """Whisper n-best with continuous batching over a `TorchTranscriber` (an
     asr.contract.Transcriber).
 
@@ -146,7 +144,7 @@ class ContinuousDecoder(SingleFromBatch):
         audio = np.asarray(audio, dtype=np.float32)
         if audio.size == 0:
             raise ValueError("empty audio: nothing to transcribe")
-        options = self.transcriber.decode_options(options, nbest, bias_terms)
+        options = self.decode_options(options, nbest, bias_terms)
         job = _Job(
             future=Future(),
             audio=audio,
@@ -167,24 +165,15 @@ class ContinuousDecoder(SingleFromBatch):
             self._cond.notify()
         return job.future
 
-    # nbest(audio, language, nbest, bias_terms, phrases, *, options): asr.contract's
-    # SingleFromBatch, a batch of one (blocks until decoded).
-
-    def nbest_batch(
+    def decode_batch(
         self,
         audios: Sequence[np.ndarray],
-        languages: Sequence[str | None] | None = None,
-        nbest: int | None = None,
-        bias_terms: Sequence[str] | None = None,
-        phrases: Sequence[PhraseSelector | None] | None = None,
-        *,
-        options: DecodeOptions | None = None,
+        languages: list[str | None],
+        selectors: list[PhraseSelector | None],
+        options: DecodeOptions,
     ) -> list[NBest]:
-        """`nbest` for many clips; each joins the running search on its own (blocks until
-        all are decoded). Arguments as asr.contract.Transcriber."""
-        languages = languages_per_audio(audios, languages)
-        selectors = selectors_per_audio(audios, phrases)
-        options = self.transcriber.decode_options(options, nbest, bias_terms)
+        """`nbest_batch` (asr.contract.Backend), its arguments checked: each clip joins the
+        running search on its own (blocks until all are decoded)."""
         if options.bias_terms is None and any(selectors):
             return decode_with_phrases(self, audios, languages, selectors, options)
         futures = [

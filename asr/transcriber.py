@@ -29,17 +29,15 @@ from asr.contract import (
     MAX_BEAM,  # noqa: F401 - re-exported (assistant transcribe checks --nbest against it)
     SAMPLE_RATE,
     WINDOW_S,
+    Backend,
     DecodeOptions,
     DecodingConfig,
     PhraseSelector,
-    SingleFromBatch,
     check_language,
     distinct_readings,
     encode_bias,
-    languages_per_audio,
     merge_readings,
     prompt_ids,
-    selectors_per_audio,
 )
 from asr.models import resolve_model_dir
 from asr.nbest import Hypothesis, NBest, reading_key  # noqa: F401 - reading_key re-exported
@@ -97,7 +95,7 @@ class TranscriberConfig(DecodingConfig):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
 
-class Transcriber(SingleFromBatch):
+class Transcriber(Backend):
     """Whisper n-best first pass on CTranslate2 (an asr.contract.Transcriber). Load once,
     call `nbest` many times.
 
@@ -135,34 +133,25 @@ class Transcriber(SingleFromBatch):
         self._tokenizers: dict[str, object] = {}
         self._bias_tokens = encode_bias(self.hf_tokenizer, config.bias_terms)
 
-    # ---- public verbs -------------------------------------------------------------------
+    # ---- decoding (the verbs nbest and nbest_batch: asr.contract.Backend) ---------------
 
-    # nbest(audio, language, nbest, bias_terms, phrases, *, options): asr.contract's
-    # SingleFromBatch, a batch of one.
-
-    def nbest_batch(
+    def decode_batch(
         self,
         audios: Sequence[np.ndarray],
-        languages: Sequence[str | None] | None = None,
-        nbest: int | None = None,
-        bias_terms: Sequence[str] | None = None,
-        phrases: Sequence[PhraseSelector | None] | None = None,
-        *,
-        options: DecodeOptions | None = None,
+        languages: list[str | None],
+        selectors: list[PhraseSelector | None],
+        options: DecodeOptions,
     ) -> list[NBest]:
-        """`nbest` for several utterances in one encode and as few generate calls as their
-        prompts allow (faster per clip on a GPU and on several cores). One NBest per input.
-        Arguments as asr.contract.Transcriber (nbest, bias_terms: the keyword form of
-        `options`; given bias terms win over the selectors).
+        """`nbest_batch` (asr.contract.Backend), its arguments checked: one encode and as few
+        generate calls as the utterances' prompts allow (faster per clip on a GPU and on
+        several cores). One NBest per input.
 
-        phrases: one selector (or None) per audio. A selector that `needs_draft` gets a greedy
-        unprompted draft decode of the same encoder output first; its reading joins the list.
+        selectors: one (or None) per audio, unused when options.bias_terms are given. A
+        selector that `needs_draft` gets a greedy unprompted draft decode of the same encoder
+        output first; its reading joins the list.
         """
         if not audios:
             return []
-        languages = languages_per_audio(audios, languages)
-        selectors = selectors_per_audio(audios, phrases)
-        options = DecodeOptions.of(options, nbest, bias_terms).resolved(self.config)
         n, bias_terms = options.nbest, options.bias_terms
         wanted = [check_language(lang, self.config) for lang in languages]
 
