@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from asr.contract import (
-    MAX_BEAM,  # noqa: F401 - re-exported
     SAMPLE_RATE,
     SUPPORTED_LANGUAGES,
     WINDOW_S,

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from asr.contract import (
-    MAX_BEAM,  # noqa: F401 - re-exported (assistant transcribe checks --nbest against it)
     SAMPLE_RATE,
     WINDOW_S,
     Backend,

@@ -11,6 +11,8 @@ import logging
 import threading
 import time
 
+from assistant.events import ErrorCode
+
 log = logging.getLogger(__name__)
 
 
@@ -107,7 +109,7 @@ class AnswerStage:
         started = time.perf_counter()
         answer, error = None, None
         if not self.breaker.allow():
-            error = ("db_unavailable", DB_DOWN)
+            error = (ErrorCode.DB_UNAVAILABLE, DB_DOWN)
         else:
             call = functools.partial(self.answerer.answer, result.nlu, store, nbest=result.nbest)
             try:
@@ -116,16 +118,16 @@ class AnswerStage:
             except TimeoutError:
                 log.warning("inventory database did not answer within %g s", self.timeout_s)
                 self.breaker.failure(hung=True)
-                error = ("db_unavailable", DB_DOWN)
+                error = (ErrorCode.DB_UNAVAILABLE, DB_DOWN)
             except Exception as failure:
                 if is_database_error(failure):
                     log.warning("inventory database unavailable: %s", failure)
                     self.breaker.failure()
-                    error = ("db_unavailable", DB_DOWN)
+                    error = (ErrorCode.DB_UNAVAILABLE, DB_DOWN)
                 else:
                     log.exception("answer failed")
                     self.breaker.success()  # the database answered; the bug is ours
-                    error = ("pipeline_error", "could not build an answer; try again")
+                    error = (ErrorCode.PIPELINE, "could not build an answer; try again")
         answer_ms = (time.perf_counter() - started) * 1000.0
         timings = dict(result.timings_ms)
         timings["answer"] = timings.get("answer", 0.0) + answer_ms

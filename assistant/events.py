@@ -1,7 +1,9 @@
-"""Protocol v1 wire format: the one module that builds the JSON events the server sends.
+"""The wire format: the one module that builds every JSON shape the assistant sends.
 
-Every server-to-client message is built here, so its shape is defined once and matches
-docs/protocol.md. Error codes and websocket close codes are listed here too.
+Protocol v1 events (docs/protocol.md: ready, partial, final, error, end), with their error and
+websocket close codes, and the CLI's JSON records of DESIGN.md (`transcribe --json`,
+`ask --json`). The stages' own dataclasses give the parts (Hypothesis.to_dict,
+NluResult.to_dict, Answer.to_dict); this module puts them together.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from asr.nbest import NBest
     from asr.streaming import Endpoint
+    from assistant.answer import Answer
     from assistant.pipeline import FinalResult
+    from nlu.schema import NluResult
 
 PROTOCOL_VERSION = 1
 
@@ -99,16 +104,24 @@ def final_timings(result: FinalResult, wait_ms: float = 0.0) -> dict[str, float]
     return {k: round(v, 1) for k, v in timings.items()}
 
 
+def reading(nbest: NBest) -> dict[str, Any]:
+    """What was heard: text (the best reading after rescoring), first_pass_text, language and
+    the n-best list."""
+    first = nbest.first_pass_best
+    return {
+        "text": nbest.text,
+        "first_pass_text": first.text if first else "",
+        "language": nbest.language,
+        "nbest": [h.to_dict() for h in nbest.hypotheses],
+    }
+
+
 def final_fields(result: FinalResult, wait_ms: float = 0.0) -> dict[str, Any]:
-    """What a `final` says about the utterance (also `assistant transcribe`-like tools' view):
-    text, first_pass_text, language, nbest, intent, entities, answer, timings_ms."""
-    first = result.nbest.first_pass_best
+    """What a `final` says about the utterance: text, first_pass_text, language, nbest,
+    intent, entities, answer, timings_ms."""
     nlu = result.nlu.to_dict() if result.nlu is not None else None
     return {
-        "text": result.nbest.text,
-        "first_pass_text": first.text if first else "",
-        "language": result.nbest.language,
-        "nbest": [h.to_dict() for h in result.nbest.hypotheses],
+        **reading(result.nbest),
         "intent": nlu["intent"] if nlu else None,
         "entities": nlu["entities"] if nlu else [],
         "answer": result.answer.to_dict() if result.answer is not None else None,
@@ -143,3 +156,64 @@ def error(code: ErrorCode, message: str, utterance: int | None = None) -> str:
 
 def end() -> str:
     return _dump({"type": "end"})
+
+
+# -- CLI records (DESIGN.md) ------------------------------------------------------------------
+
+
+def transcription(file: str, nbest: NBest) -> dict[str, Any]:
+    """`assistant transcribe --json`: the DESIGN.md object for one file."""
+    heard = reading(nbest)
+    return {"file": file, "language": heard.pop("language"), **heard}
+
+
+def joined_transcription(file: str, nbests: list[NBest], seconds: list[float]) -> dict[str, Any]:
+    """The DESIGN.md object for a file decoded as consecutive 30 s segments.
+
+    text / first_pass_text: the segments' readings joined; nbest: the k-th readings of every
+    segment joined (a segment with fewer gives its last), scores summed; language: that of
+    the longest segment's; plus "segments": each segment's own record with start_s, end_s
+    (seconds: each segment's length)."""
+    segments = []
+    for i, nbest in enumerate(nbests):
+        seg = transcription(file, nbest)
+        del seg["file"]
+        seg["start_s"] = sum(seconds[:i])
+        seg["end_s"] = seg["start_s"] + seconds[i]
+        segments.append(seg)
+    depth = max(len(seg["nbest"]) for seg in segments)
+    joined = []
+    for k in range(depth):
+        parts = [seg["nbest"][min(k, len(seg["nbest"]) - 1)] for seg in segments if seg["nbest"]]
+        rescored = [p["rescore_score"] for p in parts]
+        joined.append(
+            {
+                "text": " ".join(p["text"].strip() for p in parts if p["text"].strip()),
+                "asr_score": sum(p["asr_score"] for p in parts),
+                "rescore_score": None if None in rescored else sum(rescored),
+                "score": sum(p["score"] for p in parts),
+            }
+        )
+    joined.sort(key=lambda h: h["score"], reverse=True)
+    longest = max(zip(seconds, segments, strict=True), key=lambda pair: pair[0])
+    return {
+        "file": file,
+        "language": longest[1]["language"],
+        "text": " ".join(seg["text"].strip() for seg in segments if seg["text"].strip()),
+        "first_pass_text": " ".join(
+            seg["first_pass_text"].strip() for seg in segments if seg["first_pass_text"].strip()
+        ),
+        "nbest": joined,
+        "segments": segments,
+    }
+
+
+def asked(text: str, nlu: NluResult, answer: Answer) -> dict[str, Any]:
+    """`assistant ask --json`: {"text", "language", "intent", "entities", "answer"}."""
+    return {
+        "text": text,
+        "language": nlu.language,
+        "intent": {"name": nlu.intent, "score": round(nlu.intent_score, 4)},
+        "entities": [e.to_dict() for e in nlu.entities],
+        "answer": answer.to_dict(),
+    }

@@ -17,7 +17,6 @@ The `final` event is built from a FinalResult in assistant.events.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import logging
 import threading
@@ -27,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from asr.contract import DecodeOptions, DecodingConfig
 from asr.nbest import NBest
 from asr.transcriber import SERVED_ADAPTER
 from assistant.answer_stage import DB_DOWN, is_database_error
+from assistant.events import ErrorCode
 
 if TYPE_CHECKING:
     from assistant.answer import Answerer
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 class PipelineConfig:
     """What to load. Defaults work after `scripts/setup.sh`."""
 
-    nbest: int = 5  # readings per final
+    nbest: int = DecodingConfig.nbest  # readings per final
     rescore: bool = True  # use the committed RescoreBERT when it is there
     cpu_threads: int = 0  # CTranslate2 threads; 0: the transcriber's default
     partial_beam: int = 1  # greedy partial decodes: a third of the cost of beam 8 on CPU
@@ -56,7 +57,11 @@ class PipelineConfig:
     # (docs/asr_benchmark.md), which is most of the end-of-speech-to-final latency on a CPU.
     window_s: float = 10.0
     asr_backend: str = "auto"  # "ctranslate2", "torch" (CUDA 13 GPUs) or "auto" (asr.backends)
-    database_url: str | None = None  # None: assistant.paths.database_url()
+    database_url: str | None = None  # None: assistant.env.database_url()
+    # Where each model runs: "auto" (CUDA when present), "cpu" or "cuda".
+    device: str = "auto"  # first pass
+    rescore_device: str = "auto"  # second pass (ONNX Runtime)
+    nlu_device: str = "auto"  # NLU student (ONNX Runtime)
     # Bias each final toward the store's catalog words (assistant.phrases), chosen per utterance
     # from a greedy draft; False decodes unbiased unless the client gives phrases.
     phrases: bool = True
@@ -79,7 +84,7 @@ class FinalRequest:
 class FinalResult:
     """Everything the `final` event carries, plus the errors to report beside it.
 
-    errors: (ErrorCode value, message) pairs, e.g. ("db_unavailable", "...").
+    errors: (ErrorCode, message) pairs, e.g. (ErrorCode.DB_UNAVAILABLE, "...").
     """
 
     nbest: NBest
@@ -114,7 +119,12 @@ class Pipeline:
         self.reranker = reranker
         self.parser = parser
         self.answerer = answerer
-        self._partial_transcriber = _greedy_view(transcriber, self.config.partial_beam)
+        # Partials: the same loaded model, greedy, per call (finals may later go through a
+        # continuous decoder; partials stay on the model itself).
+        self._partial_model = transcriber
+        self._partial_options = DecodeOptions(
+            nbest=1, beam_size=self.config.partial_beam, widen_beam=False
+        )
         # Finals first: a partial decode is skipped while any final batch runs (they would
         # share the same cores, and the final is what the associate waits for). A count, not
         # a flag: with continuous batching several final batches run at once.
@@ -153,15 +163,15 @@ class Pipeline:
         if self._finals_in_flight or not self._partial_slot.acquire(blocking=False):
             return None
         try:
-            nbest = self._partial_transcriber.nbest(audio, language, nbest=1)
+            nbest = self._partial_model.nbest(audio, language, options=self._partial_options)
         finally:
             self._partial_slot.release()
         return nbest.text, nbest.language
 
     def with_final_decoder(self, decoder) -> Pipeline:
         """The same stages with finals decoded by `decoder` (e.g. asr.torch_continuous's
-        ContinuousDecoder over this pipeline's model); partials keep their greedy view."""
-        other = copy.copy(self)  # shares the loaded stages, the partial view and the locks
+        ContinuousDecoder over this pipeline's model); partials stay on the model itself."""
+        other = copy.copy(self)  # shares the loaded stages, the partial model and the locks
         other.transcriber = decoder
         return other
 
@@ -220,7 +230,9 @@ class Pipeline:
                 nlu = self.parser.parse(nbest.text, nbest.language)
             except Exception:
                 log.exception("parser failed on %r", nbest.text)
-                errors.append(("pipeline_error", "could not understand this utterance; try again"))
+                errors.append(
+                    (ErrorCode.PIPELINE, "could not understand this utterance; try again")
+                )
             timings["nlu"] = _ms(t)
         if answer and self.answerer is not None and nlu is not None:
             t = time.perf_counter()
@@ -229,10 +241,10 @@ class Pipeline:
             except Exception as error:
                 if is_database_error(error):
                     log.warning("inventory database unavailable: %s", error)
-                    errors.append(("db_unavailable", DB_DOWN))
+                    errors.append((ErrorCode.DB_UNAVAILABLE, DB_DOWN))
                 else:
                     log.exception("answer failed")
-                    errors.append(("pipeline_error", "could not build an answer; try again"))
+                    errors.append((ErrorCode.PIPELINE, "could not build an answer; try again"))
             timings["answer"] = _ms(t)
         timings["total"] = sum(timings.values())
         return FinalResult(nbest, nlu, reply, timings, tuple(errors))
@@ -244,17 +256,6 @@ def _client_phrases(phrases: tuple[str, ...]):
     from assistant.phrases import PhraseIndex
 
     return PhraseIndex.from_lines(phrases)
-
-
-def _greedy_view(transcriber, beam: int):
-    """The same loaded model with a narrower beam for partials. Transcriber reads its config on
-    every call, so a shallow copy with another config shares the weights (no second load)."""
-    config = getattr(transcriber, "config", None)
-    if config is None or not dataclasses.is_dataclass(config) or not hasattr(config, "beam_size"):
-        return transcriber
-    view = copy.copy(transcriber)
-    view.config = dataclasses.replace(config, beam_size=beam, widen_beam=False)
-    return view
 
 
 def load_pipeline(config: PipelineConfig | None = None, transcriber=None) -> Pipeline:
@@ -276,11 +277,12 @@ def load_pipeline(config: PipelineConfig | None = None, transcriber=None) -> Pip
                 widen_beam=config.widen_beam,
                 window_s=config.window_s,
                 adapter=config.adapter,
+                device=config.device,
             ),
             backend=config.asr_backend,
         )
     parser, answerer, inventory = _load_nlu_and_answerer(config)
-    reranker = _load_reranker(inventory) if config.rescore else None
+    reranker = _load_reranker(inventory, config.rescore_device) if config.rescore else None
     phrases = _load_phrases(inventory) if config.phrases else None
     pipeline = Pipeline(transcriber, reranker, parser, answerer, config, inventory, phrases)
     log.info("pipeline stages: %s", pipeline.describe())
@@ -298,13 +300,13 @@ def _load_phrases(inventory):
         return None
 
 
-def _load_reranker(inventory):
+def _load_reranker(inventory, device: str = "auto"):
     """The second pass, with the store's gazetteer for its catalog bonus."""
     from assistant.gazetteer import build_gazetteer
     from rescoring.runtime import load_default_reranker
 
     try:
-        return load_default_reranker(gazetteer=build_gazetteer(inventory))
+        return load_default_reranker(device=device, gazetteer=build_gazetteer(inventory))
     except Exception:
         log.exception("rescorer failed to load: finals keep the first-pass order")
         return None
@@ -314,7 +316,7 @@ def _load_nlu_and_answerer(config: PipelineConfig):
     """Parser, answerer and inventory from the factory `assistant ask` uses too."""
     from assistant.inventory.db import InventoryUnavailable
 
-    bundle = build_assistant(database_url=config.database_url)
+    bundle = build_assistant(database_url=config.database_url, nlu_device=config.nlu_device)
     try:
         bundle.linker.warm_up()
     except InventoryUnavailable as error:
@@ -333,24 +335,21 @@ class AssistantBundle:
     inventory: Inventory
 
     def ask(self, text: str, store: str = "1", language: str | None = None) -> dict:
-        """`assistant ask --json` shape: {"text", "intent", "entities", "answer"}."""
+        """`assistant ask --json` shape (assistant.events.asked)."""
+        from assistant import events
+
         nlu = self.parser.parse(text, language)
-        answer = self.answerer.answer(nlu, store)
-        return {
-            "text": text,
-            "language": nlu.language,
-            "intent": {"name": nlu.intent, "score": round(nlu.intent_score, 4)},
-            "entities": [e.to_dict() for e in nlu.entities],
-            "answer": answer.to_dict(),
-        }
+        return events.asked(text, nlu, self.answerer.answer(nlu, store))
 
 
-def load_parser(inventory: Inventory | None, prefer_learned: bool = True) -> Parser:
+def load_parser(
+    inventory: Inventory | None, prefer_learned: bool = True, device: str = "auto"
+) -> Parser:
     """The learned student when installed, else the gazetteer baseline."""
     if prefer_learned:
         from nlu.runtime import load_default_parser
 
-        parser = load_default_parser()
+        parser = load_default_parser(device=device)
         if parser is not None:
             log.info("parser: learned student")
             return parser
@@ -362,7 +361,10 @@ def load_parser(inventory: Inventory | None, prefer_learned: bool = True) -> Par
 
 
 def build_assistant(
-    database_url: str | None = None, parser: Parser | None = None, prefer_learned: bool = True
+    database_url: str | None = None,
+    parser: Parser | None = None,
+    prefer_learned: bool = True,
+    nlu_device: str = "auto",
 ) -> AssistantBundle:
     """Everything `assistant ask` and the server need to turn text into answers.
 
@@ -374,6 +376,6 @@ def build_assistant(
     from assistant.linker import Linker
 
     inventory = Inventory(database_url)
-    parser = parser or load_parser(inventory, prefer_learned)
+    parser = parser or load_parser(inventory, prefer_learned, nlu_device)
     linker = Linker(inventory)
     return AssistantBundle(parser, linker, Answerer(inventory, linker, parser), inventory)

@@ -78,6 +78,19 @@ class ServerConfig:
     db_retry_s: float = 10.0
     web_dir: Path = WEB_DIR
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.max_sessions < 1:
+            raise ValueError("max_sessions must be >= 1")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        for name in ("answer_timeout_s", "db_retry_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.limits.max_frame_bytes < 1024:
+            raise ValueError("max_frame_bytes must be >= 1024")
+
 
 class AssistantServer:
     """Owns the listening socket, the shared pipeline and batcher, and the live sessions.

@@ -22,6 +22,12 @@ def register(subparsers) -> None:
         action="store_true",
         help="use the gazetteer baseline parser, not the learned one",
     )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the NLU student runs (default: %(default)s)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -31,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     text = check_text(" ".join(args.text).strip(), "the question")
     if not text:
         raise UserError("empty question; pass the question as TEXT")
-    bundle = build_assistant(args.db, prefer_learned=not args.baseline)
+    bundle = build_assistant(args.db, prefer_learned=not args.baseline, nlu_device=args.device)
     bundle.inventory.check()  # a clear message now rather than half an answer
     result = bundle.ask(text, args.store, None if args.language == "auto" else args.language)
     if args.json:

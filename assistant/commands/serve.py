@@ -142,36 +142,15 @@ def register(subparsers) -> None:
     )
 
 
-def server_checks(config) -> None:
-    """What ServerConfig.__post_init__ should check (the dataclass is in assistant/server.py);
-    until it does, `serve` checks it here, on the dataclass, with the same messages."""
-    if not 0 <= config.port <= 65535:
-        raise ValueError(f"port must be 0..65535, got {config.port}")
-    if config.max_sessions < 1:
-        raise ValueError("max_sessions must be >= 1")
-    if config.max_batch is not None and config.max_batch < 1:
-        raise ValueError("max_batch must be at least 1")
-    for name in ("answer_timeout_s", "db_retry_s"):
-        if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be > 0")
-    if config.limits.max_frame_bytes < 1024:
-        raise ValueError("max_frame_bytes must be >= 1024")
-
-
 def build_config(args: argparse.Namespace):
     """(ServerConfig, PipelineConfig) from the options; a bad value is a UserError."""
     from assistant.server import ServerConfig
 
     server, limits, streaming, pipeline = args.options
 
-    def checked(**values):
-        config = ServerConfig(**values)
-        server_checks(config)
-        return config
-
     options = {**server.options, **limits.options}
     config = build(
-        checked,
+        ServerConfig,
         {**server.values(args), "limits": limits.build(args), "streaming": streaming.build(args)},
         options,
     )

@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from assistant import events
 from assistant.errors import UserError
 from assistant.options import ConfigOptions, Flag, build
 
@@ -132,60 +133,7 @@ def load_reranker(no_rescore: bool, device: str = "auto"):
     return load_default_reranker(device=device, gazetteer=build_gazetteer(Inventory()))
 
 
-def nbest_record(file: str, nbest) -> dict:
-    """The DESIGN.md JSON object for one file."""
-    first = nbest.first_pass_best
-    return {
-        "file": file,
-        "language": nbest.language,
-        "text": nbest.text,
-        "first_pass_text": first.text if first else "",
-        "nbest": [h.to_dict() for h in nbest.hypotheses],
-    }
-
-
 SEGMENT_SAMPLES = 30 * 16_000  # Whisper's window: 30 s of 16 kHz audio
-
-
-def joined_record(file: str, nbests: list, seconds: list[float]) -> dict:
-    """The DESIGN.md object for a file decoded as consecutive 30 s segments.
-
-    text / first_pass_text: the segments' readings joined; nbest: the k-th readings of every
-    segment joined (a segment with fewer gives its last), scores summed; language: that of
-    the longest segment's; plus "segments": each segment's own record with start_s, end_s
-    (seconds: each segment's length)."""
-    segments = []
-    for i, nbest in enumerate(nbests):
-        seg = nbest_record(file, nbest)
-        del seg["file"]
-        seg["start_s"] = sum(seconds[:i])
-        seg["end_s"] = seg["start_s"] + seconds[i]
-        segments.append(seg)
-    depth = max(len(seg["nbest"]) for seg in segments)
-    joined = []
-    for k in range(depth):
-        parts = [seg["nbest"][min(k, len(seg["nbest"]) - 1)] for seg in segments if seg["nbest"]]
-        rescored = [p["rescore_score"] for p in parts]
-        joined.append(
-            {
-                "text": " ".join(p["text"].strip() for p in parts if p["text"].strip()),
-                "asr_score": sum(p["asr_score"] for p in parts),
-                "rescore_score": None if None in rescored else sum(rescored),
-                "score": sum(p["score"] for p in parts),
-            }
-        )
-    joined.sort(key=lambda h: h["score"], reverse=True)
-    longest = max(zip(seconds, segments, strict=True), key=lambda pair: pair[0])
-    return {
-        "file": file,
-        "language": longest[1]["language"],
-        "text": " ".join(seg["text"].strip() for seg in segments if seg["text"].strip()),
-        "first_pass_text": " ".join(
-            seg["first_pass_text"].strip() for seg in segments if seg["first_pass_text"].strip()
-        ),
-        "nbest": joined,
-        "segments": segments,
-    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,9 +196,9 @@ def run(args: argparse.Namespace) -> int:
             nbests.append(reranker.rank(nbest) if reranker is not None else nbest)
             seconds.append(len(audio[start : start + size]) / 16_000)
         record = (
-            nbest_record(file, nbests[0])
+            events.transcription(file, nbests[0])
             if len(nbests) == 1
-            else joined_record(file, nbests, seconds)
+            else events.joined_transcription(file, nbests, seconds)
         )
         if args.json:
             print(json.dumps(record, ensure_ascii=False), flush=True)

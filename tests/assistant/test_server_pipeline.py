@@ -27,7 +27,7 @@ class StubTranscriber:
             for a, lang in zip(audios, languages, strict=True)
         ]
 
-    def nbest(self, audio, language=None, nbest=None):
+    def nbest(self, audio, language=None, nbest=None, options=None):
         return self.nbest_batch([audio], [language], nbest)[0]
 
 
