@@ -1,6 +1,6 @@
 """The websocket server (protocol v1, docs/protocol.md) and the demo page, on `websockets`.
 
-Routes, all on one port: `/ws` websocket; `/` the demo page and its static files from web/;
+Routes, all on one port: `/ws` websocket; `/` the demo page and its static files from assistant/web/;
 `/healthz` 200 once the models are loaded (503 before); `/metrics` Prometheus text.
 
 The server is thin: it moves bytes and JSON between sockets and `Session` objects. Models
@@ -42,7 +42,7 @@ from assistant.session import ControlError, Session, SessionLimits, parse_contro
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parent / "web"
 MAX_PATH_BYTES = 2048  # longer request targets get 414 (no route or file name is near it)
 CLOSE_STEP_S = 1.0  # a close, a goodbye event or a refusal that takes longer is dropped
 PENDING_AUTH_PER_SESSION = 4  # connections awaiting their token, per --max-sessions slot
@@ -332,7 +332,7 @@ class AssistantServer:
         return self._token_ok(given)
 
     def _static(self, path: str) -> Response:
-        """Files directly in web/ (no sub-folders, no dot-files: nothing else is reachable)."""
+        """Files directly in assistant/web/ (no sub-folders, no dot-files: nothing else is reachable)."""
         name = "index.html" if path in ("/", "") else path.lstrip("/")
         not_found = _response(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
         if "/" in name or "\\" in name or name.startswith(".") or name.endswith(".py"):

@@ -16,9 +16,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "asr": ("textnorm",),
     "nlu": ("textnorm",),
     "rescoring": ("textnorm", "asr.nbest", "nlu.onnx"),
-    "assistant": ("textnorm", "asr", "nlu", "rescoring", "web"),
+    "assistant": ("textnorm", "asr", "nlu", "rescoring"),
 }
-PROJECT = {*ALLOWED, "lab", "tests", "web", "scripts"}
+PROJECT = {*ALLOWED, "lab", "tests", "scripts"}
 
 
 def project_imports(path: Path) -> list[tuple[int, str]]:

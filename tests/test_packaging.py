@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("assistant", "asr", "nlu", "rescoring", "textnorm", "web")
+PACKAGES = ("assistant", "asr", "nlu", "rescoring", "textnorm")
 
 
 def _can_build_wheels() -> bool:
@@ -62,8 +62,8 @@ def test_wheel_holds_the_runtime_data(wheel):
         "rescoring/models/rescorer/model.onnx",
         "rescoring/models/rescorer/config.json",
         "asr/data/bias_terms.txt",
-        "web/index.html",
-        "web/app.js",
+        "assistant/web/index.html",
+        "assistant/web/app.js",
         "assistant/cli.py",
     }
     assert needed <= names, sorted(needed - names)
