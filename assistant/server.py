@@ -126,6 +126,7 @@ class AssistantServer:
         self._answers = None  # assistant.answer_stage.AnswerStage once the pipeline is there
         self._names = own_names(config.host)  # what a same-origin page's Origin may name
         self._pending_auth = 0  # connections waiting for their token (see _authenticate)
+        self._loading_slots = 0  # admitted connections waiting for the models to load
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -412,6 +413,19 @@ class AssistantServer:
                 "retry in a moment",
             )
             return
+        # The slot is held from here; the session is made once the models are there.
+        self._loading_slots += 1
+        try:
+            await self._loaded.wait()
+        finally:
+            self._loading_slots -= 1
+        if not self.ready:
+            await self._refuse(
+                ws,
+                ErrorCode.UNAVAILABLE,
+                "the speech models are not available; tell the administrator",
+            )
+            return
         session: Session | None = None
 
         async def send(text: str) -> None:
@@ -427,7 +441,7 @@ class AssistantServer:
         session = Session(
             send,
             close,
-            None,
+            self.pipeline,
             self._batcher,
             self.config.streaming,
             limits,
@@ -441,14 +455,6 @@ class AssistantServer:
         self.sessions.add(session)
         self.metrics.session_opened()
         try:
-            await self._loaded.wait()
-            if not self.ready:
-                await session.error(
-                    ErrorCode.UNAVAILABLE,
-                    "the speech models are not available; tell the administrator",
-                )
-                return
-            session.pipeline, session.answers = self.pipeline, self._answers
             if first:
                 await self._on_message(session, first)
             await self._receive(ws, session)
@@ -508,11 +514,15 @@ class AssistantServer:
         A session holds its slot until it is closed, not until its close handshake is over:
         the client has seen the end by then and may reconnect."""
         deadline = time.monotonic() + self.config.admit_wait_s
-        while sum(not s.closed for s in self.sessions) >= self.config.max_sessions:
+        while self._slots_taken() >= self.config.max_sessions:
             if time.monotonic() >= deadline or self.shutting_down:
                 return False
             await asyncio.sleep(0.02)
         return True
+
+    def _slots_taken(self) -> int:
+        """Open sessions plus admitted connections still waiting for the models."""
+        return sum(not s.closed for s in self.sessions) + self._loading_slots
 
     def _release(self, session: Session) -> None:
         if session in self.sessions:
