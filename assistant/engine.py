@@ -1,0 +1,74 @@
+"""Which engine runs the models behind `assistant serve`, and the Ray Serve knobs.
+
+`local` (the default) is the single-process server: one AssistantServer holding every model.
+`ray` runs the model stages as Ray Serve deployments (assistant.ray_engine, which alone imports
+ray) behind websocket front-end replicas that run the same server code; see docs/scale_out.md.
+This module imports nothing of Ray, so the default server never does.
+
+Every field is an option of `assistant serve` (assistant.options): `--engine ray`,
+`--ray-address auto`, `--first-pass-replicas 2`, ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The engine, and for `ray` the deployments' replicas, resources and call policy.
+
+    Defaults fit one 2-core machine: 1 logical CPU for the first pass, a quarter for each
+    other replica (1.75 of 2). The first pass batches with Serve's @serve.batch using the
+    server's own --max-batch and --batch-wait-ms (None: 8 on a GPU, 1 on a CPU, where a batch
+    costs as much as its decodes in sequence: docs/latency.md against docs/latency_batch8.md).
+    """
+
+    engine: str = "local"
+    # Join this running Ray cluster ("auto", "HOST:6379", "ray://HOST:10001"); None: start a
+    # local Ray on this machine (and stop it at exit).
+    ray_address: str | None = None
+    ray_cpus: int | None = None  # local Ray only: logical CPUs it offers (None: the machine's)
+    frontend_replicas: int = 1  # websocket front ends (stateless; SO_REUSEPORT on one host)
+    frontend_cpus: float = 0.25
+    first_pass_replicas: int = 1  # Whisper replicas (autoscaled up to first_pass_max_replicas)
+    first_pass_max_replicas: int = 0  # > first_pass_replicas: Serve autoscaling on queue length
+    first_pass_cpus: float = 1.0
+    first_pass_gpus: float | None = None  # None: 1 per replica when the cluster has a GPU
+    second_pass_replicas: int = 1  # RescoreBERT
+    understand_replicas: int = 1  # NLU student + linker + inventory answers
+    stage_cpus: float = 0.25  # each second-pass and NLU/answer replica
+    # A stage call that fails because its replica died is sent again (to another replica, or
+    # to the one Serve restarts) this many times, within call_timeout_s of the first try.
+    stage_retries: int = 1
+    call_timeout_s: float = 60.0
+    partial_timeout_s: float = 5.0  # partials are a courtesy: never retried
+    deploy_timeout_s: float = 600.0  # replicas scheduled, models loaded, front ends listening
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        for name in (
+            "frontend_replicas",
+            "first_pass_replicas",
+            "second_pass_replicas",
+            "understand_replicas",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.first_pass_max_replicas and self.first_pass_max_replicas < self.first_pass_replicas:
+            raise ValueError("first_pass_max_replicas must be 0 or at least first_pass_replicas")
+        for name in ("frontend_cpus", "first_pass_cpus", "stage_cpus"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.first_pass_gpus is not None and self.first_pass_gpus < 0:
+            raise ValueError("first_pass_gpus must be >= 0")
+        if self.ray_cpus is not None and self.ray_cpus < 1:
+            raise ValueError("ray_cpus must be at least 1")
+        if self.stage_retries < 0:
+            raise ValueError("stage_retries must be >= 0")
+        for name in ("call_timeout_s", "partial_timeout_s", "deploy_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")

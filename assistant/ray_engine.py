@@ -1,0 +1,562 @@
+"""`assistant serve --engine ray`: the model stages as Ray Serve deployments, the websocket
+front end as stateless replicas of the same server code.
+
+    Frontend (N replicas)      assistant.server.AssistantServer + assistant.session, unchanged,
+       |  DeploymentHandle     over RayPipeline: the Pipeline's finals/partial/answerer seam
+       v
+    FirstPass  (@serve.batch)  Whisper n-best (CTranslate2 on CPU, PyTorch on a GPU), partials
+    SecondPass                 RescoreBERT
+    Understand                 NLU student, linker, inventory answers (PostgreSQL shared)
+
+Each model replica holds an assistant.pipeline.Pipeline with only its own stage loaded, so the
+stage code (error handling, finals-first partials, phrase biasing) is the single-process
+server's. The front end's AnswerStage (timeout + circuit breaker) wraps a RemoteAnswerer.
+A stage call whose replica died is sent again (`stage_retries`, within `call_timeout_s`):
+Serve restarts the replica or routes to another one; past that the session gets a
+`pipeline` error event for that utterance and goes on.
+
+Front-end replicas on one host share the port with SO_REUSEPORT (the kernel spreads new
+connections); across hosts a load balancer fronts them (docs/scale_out.md).
+
+This module is the only one that imports ray; the default (`--engine local`) never loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import ray
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+from assistant.answer_stage import is_database_error
+from assistant.engine import EngineConfig
+from assistant.env import VARIABLES, database_url
+from assistant.pipeline import FinalRequest, FinalResult, Pipeline, PipelineConfig
+from assistant.server import AssistantServer, ServerConfig
+
+log = logging.getLogger(__name__)
+
+APP = "retail-assistant"
+# A stage call that may succeed when sent again: its replica died or is restarting, or every
+# replica's queue was full for a moment.
+RETRYABLE = (RayActorError, DeploymentUnavailableError, BackPressureError)
+try:  # newer Serve
+    from ray.serve.exceptions import ReplicaUnavailableError
+
+    RETRYABLE = (*RETRYABLE, ReplicaUnavailableError)
+except ImportError:  # pragma: no cover
+    pass
+
+
+class StageUnavailable(RuntimeError):
+    """A model stage did not answer after its retries (all replicas down or too slow)."""
+
+
+def first_pass_batch(server: ServerConfig, gpu: bool) -> tuple[int, float]:
+    """(max_batch_size, batch_wait_timeout_s) for @serve.batch: the server's own --max-batch
+    and --batch-wait-ms, with its default of 8 on a GPU and 1 on a CPU (measured: docs/latency.md
+    against docs/latency_batch8.md, on a CPU a batch costs as much as its decodes in sequence)."""
+    size = server.max_batch or (8 if gpu else 1)
+    return size, server.batch_wait_ms / 1000.0
+
+
+# -- model stages (each replica: one process, one loaded stage) ----------------------------
+
+
+class _Stage:
+    """What every stage replica answers besides its verb."""
+
+    pipeline: Pipeline
+
+    def describe(self) -> dict[str, str | None]:
+        return {k: v for k, v in self.pipeline.describe().items() if v is not None}
+
+    def pid(self) -> int:
+        """The replica's process id (the failover test kills it)."""
+        return os.getpid()
+
+
+@serve.deployment(max_ongoing_requests=32, health_check_period_s=2.0)
+class FirstPass(_Stage):
+    """Whisper n-best for finals (batched across every front end by @serve.batch) and greedy
+    partials (skipped while a final batch runs, one at a time: Pipeline.partial's rule)."""
+
+    def __init__(self, config: PipelineConfig, max_batch: int, batch_wait_s: float) -> None:
+        from asr.backends import load_transcriber
+        from asr.transcriber import TranscriberConfig
+        from assistant.inventory import Inventory
+        from assistant.pipeline import _load_phrases
+
+        _quiet_logs()
+        transcriber = load_transcriber(
+            TranscriberConfig(
+                nbest=config.nbest,
+                cpu_threads=config.cpu_threads,
+                widen_beam=config.widen_beam,
+                window_s=config.window_s,
+                adapter=config.adapter,
+                device=config.device,
+            ),
+            backend=config.asr_backend,
+        )
+        phrases = _load_phrases(Inventory(config.database_url)) if config.phrases else None
+        self.pipeline = Pipeline(transcriber, config=config, phrases=phrases)
+        self.final.set_max_batch_size(max_batch)
+        self.final.set_batch_wait_timeout_s(batch_wait_s)
+        log.info("first pass ready: %s, batch %d, wait %g s", transcriber, max_batch, batch_wait_s)
+
+    @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.005)
+    async def final(self, requests: list[FinalRequest]) -> list[FinalResult]:
+        """One nbest_batch call for every final that arrived within the batch wait."""
+        return await asyncio.to_thread(self.pipeline.finals, requests, False)
+
+    async def partial(self, audio, language: str | None) -> tuple[str, str] | None:
+        return await asyncio.to_thread(self.pipeline.partial, audio, language)
+
+
+@serve.deployment(max_ongoing_requests=64, health_check_period_s=2.0)
+class SecondPass(_Stage):
+    """RescoreBERT over a first-pass n-best list (with the catalog gazetteer bonus)."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        from assistant.inventory import Inventory
+        from assistant.pipeline import _load_reranker
+
+        _quiet_logs()
+        reranker = (
+            _load_reranker(Inventory(config.database_url), config.rescore_device)
+            if config.rescore
+            else None
+        )
+        self.pipeline = Pipeline(None, reranker, config=config)
+
+    def describe(self) -> dict[str, str | None]:
+        return {"rescore": self.pipeline.describe()["rescore"]}
+
+    async def rank(self, nbest, store: str) -> FinalResult:
+        return await asyncio.to_thread(self.pipeline.understand, nbest, store, 0.0, False)
+
+
+@serve.deployment(max_ongoing_requests=64, health_check_period_s=2.0)
+class Understand(_Stage):
+    """The NLU student, the catalog linker and the inventory answers (the shared database)."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        from assistant.pipeline import _load_nlu_and_answerer
+
+        _quiet_logs()
+        parser, answerer, inventory = _load_nlu_and_answerer(config)
+        self.pipeline = Pipeline(None, None, parser, answerer, config, inventory)
+
+    def describe(self) -> dict[str, str | None]:
+        stages = self.pipeline.describe()
+        return {"nlu": stages["nlu"], "answer": stages["answer"]}
+
+    async def parse(self, nbest, store: str, answer: bool) -> FinalResult:
+        return await asyncio.to_thread(self.pipeline.understand, nbest, store, 0.0, answer)
+
+    async def answer(self, nlu, store: str, nbest) -> tuple[str, Any]:
+        """("ok", Answer) | ("db", message) | ("error", message): exceptions of the database
+        driver are not sent across processes, the front end's breaker only needs the kind."""
+        try:
+            reply = await asyncio.to_thread(self.pipeline.answerer.answer, nlu, store, nbest=nbest)
+        except Exception as error:
+            if is_database_error(error):
+                return "db", f"{type(error).__name__}: {error}"[:500]
+            log.exception("answer failed")
+            return "error", f"{type(error).__name__}: {error}"[:500]
+        return "ok", reply
+
+    def stores(self) -> list[dict[str, str]]:
+        return self.pipeline.stores()
+
+
+# -- the front end's side of the seam -------------------------------------------------------
+
+
+class _Caller:
+    """Calls a deployment method, blocking (from the server's worker threads), with retries
+    of replica failures within one deadline."""
+
+    def __init__(self, engine: EngineConfig) -> None:
+        self.engine = engine
+
+    def __call__(self, method, *args, timeout_s: float | None = None, retries: int | None = None):
+        timeout_s = self.engine.call_timeout_s if timeout_s is None else timeout_s
+        retries = self.engine.stage_retries if retries is None else retries
+        deadline = time.monotonic() + timeout_s
+        for attempt in range(retries + 1):
+            left = deadline - time.monotonic()
+            try:
+                return method.remote(*args).result(timeout_s=max(0.05, left))
+            except RETRYABLE as error:
+                left = deadline - time.monotonic()
+                if attempt == retries or left <= 0:
+                    raise StageUnavailable(
+                        f"{_name(method)} unavailable after {attempt + 1} tries: "
+                        f"{type(error).__name__}"
+                    ) from error
+                log.warning(
+                    "%s failed (%s); sending it again (%d of %d)",
+                    _name(method),
+                    type(error).__name__,
+                    attempt + 1,
+                    retries,
+                )
+                time.sleep(min(0.2 * (attempt + 1), left))
+            except TimeoutError as error:  # ray's GetTimeoutError is one
+                raise StageUnavailable(f"{_name(method)} took over {timeout_s:g} s") from error
+        raise AssertionError("unreachable")
+
+
+def _name(method) -> str:
+    return getattr(method, "deployment_name", None) or str(method)
+
+
+class RemoteAnswerer:
+    """The Understand deployment's answers, as the server's AnswerStage expects an answerer."""
+
+    def __init__(self, understand, call: _Caller) -> None:
+        self.understand, self.call = understand, call
+
+    def answer(self, nlu, store: str, nbest=None):
+        kind, value = self.call(self.understand.answer, nlu, store, nbest)
+        if kind == "db":
+            raise ConnectionError(value)  # assistant.answer_stage: "database down"
+        if kind == "error":
+            raise RuntimeError(value)
+        return value
+
+
+class RayPipeline:
+    """What the server and its sessions call (`finals`, `partial`, `answerer`, `describe`,
+    `stores`), served by the deployments. Built in the server's loading thread: it waits
+    for one replica of each stage to describe itself."""
+
+    def __init__(self, first_pass, second_pass, understand, engine: EngineConfig) -> None:
+        self.engine = engine
+        self.first_pass, self.second_pass, self.understand = first_pass, second_pass, understand
+        self.call = _Caller(engine)
+        wait = dict(timeout_s=engine.deploy_timeout_s, retries=100)
+        self._stages: dict[str, str | None] = {"asr": None, "rescore": None, "nlu": None}
+        for handle in (first_pass, second_pass, understand):
+            self._stages.update(self.call(handle.describe, **wait))
+        self.answerer = (
+            RemoteAnswerer(understand, self.call) if self._stages.get("answer") else None
+        )
+        log.info("ray pipeline stages: %s", self._stages)
+
+    def describe(self) -> dict[str, str | None]:
+        return {k: (f"{v} (ray)" if v else v) for k, v in self._stages.items()}
+
+    def stores(self) -> list[dict[str, str]]:
+        try:
+            return self.call(self.understand.stores)
+        except Exception as error:
+            log.warning("store list unavailable: %s", error)
+            return []
+
+    def partial(self, audio, language: str | None) -> tuple[str, str] | None:
+        return self.call(
+            self.first_pass.partial,
+            audio,
+            language,
+            timeout_s=self.engine.partial_timeout_s,
+            retries=0,
+        )
+
+    def finals(self, requests: list[FinalRequest], answer: bool = True) -> list[FinalResult]:
+        """Each request through the three stages (the server hands them over one at a time;
+        Serve batches the first pass across every front end)."""
+        return [self._final(r, answer) for r in requests]
+
+    def _final(self, request: FinalRequest, answer: bool) -> FinalResult:
+        t = time.perf_counter()
+        first = self.call(self.first_pass.final, request)
+        timings = {"asr": _ms(t)}  # queue, batching and transfer included: what the final paid
+        nbest, errors = first.nbest, list(first.errors)
+        if self._stages.get("rescore"):
+            t = time.perf_counter()
+            try:
+                nbest = self.call(self.second_pass.rank, nbest, request.store).nbest
+            except StageUnavailable as error:  # the first-pass order is a fine answer
+                log.warning("rescoring skipped: %s", error)
+            timings["rescore"] = _ms(t)
+        t = time.perf_counter()
+        later = self.call(self.understand.parse, nbest, request.store, answer)
+        timings["nlu"] = _ms(t) - later.timings_ms.get("answer", 0.0)
+        timings["answer"] = later.timings_ms.get("answer", 0.0)
+        timings = {k: timings.get(k, 0.0) for k in ("asr", "rescore", "nlu", "answer")}
+        timings["total"] = sum(timings.values())
+        return FinalResult(nbest, later.nlu, later.answer, timings, (*errors, *later.errors))
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
+class RayFrontendServer(AssistantServer):
+    """The single-process server over a RayPipeline: each final goes to Serve at once (Serve's
+    @serve.batch does the batching, across every front end), on threads of its own; replicas on
+    one host share the port (SO_REUSEPORT)."""
+
+    listen_options = {"reuse_port": True}
+
+    def _configure_batching(self) -> None:
+        super()._configure_batching()
+        self._batcher.max_batch, self._batcher.max_wait_s = 1, 0.0
+        self._batcher.max_in_flight = self.config.max_sessions
+
+
+@serve.deployment(max_ongoing_requests=16, health_check_period_s=5.0)
+class Frontend:
+    """A websocket front end: the server on an event loop of its own, in this replica."""
+
+    def __init__(
+        self, server: ServerConfig, engine: EngineConfig, first_pass, second_pass, understand
+    ) -> None:
+        _quiet_logs()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="frontend", daemon=True)
+        self._thread.start()
+
+        def pipeline() -> RayPipeline:
+            return RayPipeline(first_pass, second_pass, understand, engine)
+
+        self.server = RayFrontendServer(server, pipeline_factory=pipeline)
+        self._run(self.server.start(), 60)
+        self._stopped = False
+
+    def _run(self, coro, timeout_s: float):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "port": self.server.port,
+            "ready": self.server.ready,
+            "load_failed": self.server.load_failed,
+            "sessions": len(self.server.sessions),
+        }
+
+    def __del__(self) -> None:
+        """Serve's graceful shutdown: finish the utterances in flight, close with 1001."""
+        if getattr(self, "_stopped", True):
+            return
+        self._stopped = True
+        try:
+            self._run(self.server.shutdown(), self.server.config.shutdown_grace_s + 5)
+        except Exception:
+            log.exception("front end shutdown failed")
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _quiet_logs() -> None:
+    for name in ("assistant", "asr", "rescoring", "nlu"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+# -- the application ------------------------------------------------------------------------
+
+
+def build_app(engine: EngineConfig, server: ServerConfig, pipeline: PipelineConfig, gpus: float):
+    """The Serve application: Frontend(handles of FirstPass, SecondPass, Understand)."""
+    max_batch, wait_s = first_pass_batch(server, gpus > 0)
+    replicas: dict[str, Any] = {"num_replicas": engine.first_pass_replicas}
+    if engine.first_pass_max_replicas > engine.first_pass_replicas:
+        replicas = {
+            "num_replicas": "auto",
+            "autoscaling_config": {
+                "min_replicas": engine.first_pass_replicas,
+                "max_replicas": engine.first_pass_max_replicas,
+                "target_ongoing_requests": max(2, max_batch),
+            },
+        }
+    first = FirstPass.options(
+        ray_actor_options={"num_cpus": engine.first_pass_cpus, "num_gpus": gpus},
+        max_ongoing_requests=max(32, 4 * max_batch),
+        **replicas,
+    )
+    stage = {"ray_actor_options": {"num_cpus": engine.stage_cpus}}
+    second = SecondPass.options(num_replicas=engine.second_pass_replicas, **stage)
+    understand = Understand.options(num_replicas=engine.understand_replicas, **stage)
+    front = Frontend.options(
+        num_replicas=engine.frontend_replicas,
+        ray_actor_options={"num_cpus": engine.frontend_cpus},
+        graceful_shutdown_timeout_s=server.shutdown_grace_s + 10,
+    )
+    return front.bind(
+        server,
+        engine,
+        first.bind(pipeline, max_batch, wait_s),
+        second.bind(pipeline),
+        understand.bind(pipeline),
+    )
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host if host not in ("", "0.0.0.0", "::") else "127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _runtime_env(engine: EngineConfig) -> dict | None:
+    """Joining a cluster: the runtime's own variables go to its workers (a local Ray's
+    workers inherit this process's environment)."""
+    if engine.ray_address is None:
+        return None
+    env = {k: v for k, v in os.environ.items() if k in VARIABLES}
+    return {"env_vars": env} if env else None
+
+
+class RayEngine:
+    """Ray (local or joined), the Serve application, its front ends listening.
+
+    with RayEngine(engine, server_config, pipeline_config) as deployed:
+        deployed.url      # ws://HOST:PORT/ws
+    """
+
+    def __init__(
+        self,
+        engine: EngineConfig,
+        server: ServerConfig,
+        pipeline: PipelineConfig,
+        log_to_driver: bool = True,
+    ) -> None:
+        # One inventory for every replica: the URL resolved here (RETAIL_ASSISTANT_DB), so
+        # that replicas on other machines do not fall back to a SQLite file of their own.
+        if pipeline.database_url is None:
+            pipeline = dataclasses.replace(pipeline, database_url=database_url())
+        self.engine, self.pipeline = engine, pipeline
+        self.server = server
+        self.log_to_driver = log_to_driver
+        self._started_ray = False
+        self.gpus = 0.0
+
+    @property
+    def url(self) -> str:
+        host = self.server.host if self.server.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        return f"ws://{host}:{self.server.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        return self.url.replace("ws://", "http://", 1).removesuffix("/ws")
+
+    def start(self) -> RayEngine:
+        engine = self.engine
+        if not ray.is_initialized():
+            local = engine.ray_address is None
+            ray.init(
+                address=engine.ray_address,
+                num_cpus=engine.ray_cpus if local else None,
+                include_dashboard=False,
+                log_to_driver=self.log_to_driver,
+                runtime_env=_runtime_env(engine),
+                configure_logging=True,
+                logging_level=logging.WARNING,
+            )
+            self._started_ray = local
+        self.gpus = engine.first_pass_gpus
+        if self.gpus is None:
+            self.gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+        serve.start(proxy_location="Disabled")
+        if self.server.port == 0:
+            self.server = dataclasses.replace(self.server, port=_free_port(self.server.host))
+        app = build_app(engine, self.server, self.pipeline, self.gpus)
+        serve._run(app, _blocking=False, name=APP, route_prefix=None)
+        self._wait_running()
+        self._wait_healthy()
+        return self
+
+    def _wait_running(self) -> None:
+        deadline = time.monotonic() + self.engine.deploy_timeout_s
+        status = None
+        while time.monotonic() < deadline:
+            status = serve.status().applications.get(APP)
+            if status is not None and str(status.status).endswith("RUNNING"):
+                return
+            if status is not None and str(status.status).endswith("DEPLOY_FAILED"):
+                raise RuntimeError(f"the Ray Serve deployment failed: {status.message}")
+            time.sleep(0.5)
+        detail = {} if status is None else {k: str(v.status) for k, v in status.deployments.items()}
+        raise RuntimeError(
+            f"the Ray Serve deployment was not running after {self.engine.deploy_timeout_s:g} s "
+            f"({detail}); not enough CPUs/GPUs for the replicas asked for?"
+        )
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.engine.deploy_timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=5) as reply:
+                    if reply.status == 200:
+                        return
+            except urllib.error.HTTPError as error:
+                last = error.read().decode(errors="replace")
+                if '"error"' in last:
+                    raise RuntimeError(
+                        f"the front end could not reach the model stages: {last}"
+                    ) from error
+            except OSError as error:
+                last = str(error)
+            time.sleep(0.5)
+        raise RuntimeError(f"the front end was not healthy in time: {last}")
+
+    def handle(self, deployment: str):
+        """A handle to one deployment of the application (tests, benchmarks)."""
+        return serve.get_deployment_handle(deployment, app_name=APP)
+
+    def shutdown(self) -> None:
+        try:
+            serve.delete(APP)
+        finally:
+            if self._started_ray:
+                serve.shutdown()
+                ray.shutdown()
+
+    def __enter__(self) -> RayEngine:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+def serve_forever(engine: EngineConfig, server: ServerConfig, pipeline: PipelineConfig) -> None:
+    """`assistant serve --engine ray`: deploy, say where, run until SIGTERM/SIGINT, tear down."""
+    from assistant.server import wait_for_stop_signal
+
+    deployed = RayEngine(engine, server, pipeline)
+    where = engine.ray_address or "a local Ray"
+    print(f"assistant: deploying on {where} (models load in the replicas)...", file=sys.stderr)
+    deployed.start()
+    print(
+        f"assistant: serving {deployed.http_url}/ (websocket /ws) on Ray Serve: "
+        f"{engine.frontend_replicas} front end(s), first pass x{engine.first_pass_replicas}"
+        f"{' on GPU' if deployed.gpus else ''}",
+        file=sys.stderr,
+    )
+    try:
+        asyncio.run(wait_for_stop_signal())
+        print("assistant: shutting down (finishing utterances in flight)", file=sys.stderr)
+    finally:
+        deployed.shutdown()
+
+
+def describe(deployed: RayEngine) -> str:
+    """The /healthz body of a front end (for the log)."""
+    with urllib.request.urlopen(f"{deployed.http_url}/healthz", timeout=5) as reply:
+        return json.dumps(json.loads(reply.read()))
