@@ -12,16 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass, field
-
-from rapidfuzz import fuzz, process
+from dataclasses import dataclass, field, replace
 
 from asr.nbest import NBest
 from assistant.dates import PERIOD_NAMES, WEEKDAYS, day_of, period_of
 from assistant.inventory import Inventory, ProductRecord
 from assistant.linker import Linker, LinkResult
-from nlu.schema import NluResult, Parser
-from textnorm import fold
+from nlu.schema import Entity, NluResult, Parser
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +90,27 @@ def _say(language: str, en: str, es: str) -> str:
 class Answerer:
     """NluResult -> Answer, from the inventory; one verb: `answer`."""
 
-    def __init__(self, inventory: Inventory, linker: Linker, parser: Parser | None = None):
+    def __init__(
+        self,
+        inventory: Inventory,
+        linker: Linker,
+        parser: Parser | None = None,
+        joint: bool = True,
+    ):
         self.inventory = inventory
         self.linker = linker
         self.parser = parser  # re-parses n-best alternatives; None: text n-gram search
+        # True: intent and SKU decided from every hypothesis of the n-best list together
+        # (Linker.link_joint); False: the top hypothesis, then the n-best only when it links
+        # nothing (the behaviour before issue 16, kept for the evaluation's comparison)
+        self.joint = joint
+
+    def joint_intent(self, nlus: list[NluResult], weights: list[float]) -> str:
+        """The intent with the most posterior-weighted confidence over the hypotheses."""
+        mass: dict[str, float] = {}
+        for nlu, w in zip(nlus, weights, strict=True):
+            mass[nlu.intent] = mass.get(nlu.intent, 0.0) + w * nlu.intent_score
+        return max(mass, key=lambda k: (mass[k], k == nlus[0].intent))
 
     def answer(
         self,
@@ -104,7 +118,22 @@ class Answerer:
         store: str = "1",
         nbest: NBest | None = None,
         today: dt.date | None = None,
+        nlus: list[NluResult] | None = None,
     ) -> Answer:
+        """nlus: the parses of every hypothesis of `nbest` (one batched call); parsed here
+        with `parser` when absent and the answer is joint."""
+        self._joint_state = None
+        if self.joint and nbest is not None and len(nbest.hypotheses) > 1:
+            if nlus is None and self.parser is not None:
+                nlus = self.parser.parse_batch(
+                    [h.text for h in nbest.hypotheses], [nbest.language] * len(nbest.hypotheses)
+                )
+            if nlus is not None and len(nlus) == len(nbest.hypotheses):
+                weights = self.linker.posteriors(nbest)
+                intent = self.joint_intent(nlus, weights)
+                if intent != nlu.intent:
+                    nlu = replace(nlu, intent=intent)
+                self._joint_state = (nlus, weights)
         lang = nlu.language if nlu.language in ("en", "es") else "en"
         store = self._store(nlu, store)
         if self.inventory.store(store) is None:
@@ -156,6 +185,10 @@ class Answerer:
         )
 
     def _link(self, nlu: NluResult, nbest: NBest | None) -> LinkResult:
+        state = getattr(self, "_joint_state", None)
+        if state is not None:
+            nlus, weights = state
+            return self.linker.link_joint(nlus, weights, nlu.intent)
         result = self.linker.link(nlu)
         if not result.candidates and nbest is not None and len(nbest.hypotheses) > 1:
             result = self.linker.link_nbest(nbest, self.parser)
@@ -165,19 +198,14 @@ class Answerer:
 
     def _product(self, nlu: NluResult, lang: str, store: str, nbest: NBest | None) -> Answer:
         result = self._link(nlu, nbest)
+        details: dict = {}
+        if result.source == "joint":
+            details["understood_from"] = {
+                "hypothesis": result.hypothesis,
+                "support": result.support,
+            }
         if not result.candidates:
-            query = (
-                " ".join(e.text for e in nlu.entities if e.label in ("BRAND", "PRODUCT"))
-                or nlu.text
-            )
-            close = tuple(self._hit(p, store, lang) for p in self.linker.closest(query))
-            names = _join([c.name for c in close], lang, "or")
-            text = _say(
-                lang,
-                f"I couldn't find that in the catalog. Closest items: {names}.",
-                f"No encontré ese producto en el catálogo. Lo más parecido: {names}.",
-            )
-            return Answer(text, lang, nlu.intent, "not_found", candidates=close, store=store)
+            return self._not_found(nlu, lang, store, result, details)
         if result.ambiguous:
             lines = result.lines(3)
             hits = tuple(self._hit(c.product, store, lang) for c in lines)
@@ -194,37 +222,156 @@ class Answerer:
                 text = _say(
                     lang, f"Which one do you mean: {names}?", f"¿Cuál de estos busca: {names}?"
                 )
-            return Answer(text, lang, nlu.intent, "ambiguous", candidates=hits, store=store)
+            return Answer(
+                text, lang, nlu.intent, "ambiguous", candidates=hits, store=store, details=details
+            )
         best = result.best
         assert best is not None
+        line = [c for c in result.candidates if c.product.line == best.product.line]
+        # the variants the query's size and colour allow (all of the line when it gave none)
+        fits = [
+            c
+            for c in line
+            if (c.size_score is None or c.size_score >= VARIANT_MATCH)
+            and (c.color_score is None or c.color_score >= VARIANT_MATCH)
+        ]
+        asked = [w for w in (result.size, result.color) if w]
+        if not fits:
+            return self._variant_missing(nlu, lang, store, best.product, asked, details)
         if nlu.intent == "find_product":
-            hit = self._hit(best.product, store, lang)
+            hits = tuple(self._hit(c.product, store, lang) for c in fits)
+            hit = hits[0]
             if hit.aisle is None:
                 text = _say(
                     lang,
                     f"{hit.name} is not carried in this store.",
                     f"{hit.name} no se maneja en esta tienda.",
                 )
-                return Answer(text, lang, nlu.intent, "not_found", candidates=(hit,), store=store)
+                return Answer(
+                    text,
+                    lang,
+                    nlu.intent,
+                    "not_found",
+                    candidates=(hit,),
+                    store=store,
+                    details=details,
+                )
+            aisles = {h.aisle for h in hits if h.aisle}
+            if len(hits) > 1 and len(aisles) == 1:
+                # the product line, not one variant: "Gildan T-Shirts are in aisle 15, bay 8"
+                name = _line_name(best.product, lang)
+                details["variants"] = len(hits)
+                bays = sorted({h.bay for h in hits if h.bay is not None})
+                bay = str(bays[0]) if len(bays) == 1 else f"{bays[0]}-{bays[-1]}"
+                text = _say(
+                    lang,
+                    f"{name}: aisle {hit.aisle}, bay {bay} ({hit.department}).",
+                    f"{name}: pasillo {hit.aisle}, sección {bay} ({hit.department}).",
+                )
+                return Answer(
+                    text, lang, nlu.intent, "location", products=hits, store=store, details=details
+                )
+            if len(hits) > 1:
+                names = _join([h.name for h in hits[:3]], lang, "or")
+                text = _say(
+                    lang, f"Which one do you mean: {names}?", f"¿Cuál de estos busca: {names}?"
+                )
+                return Answer(
+                    text,
+                    lang,
+                    nlu.intent,
+                    "ambiguous",
+                    candidates=hits[:3],
+                    store=store,
+                    details=details,
+                )
             text = _say(
                 lang,
                 f"{hit.name} is in aisle {hit.aisle}, bay {hit.bay} ({hit.department}).",
                 f"{hit.name} está en el pasillo {hit.aisle}, sección {hit.bay} ({hit.department}).",
             )
-            return Answer(text, lang, nlu.intent, "location", products=(hit,), store=store)
-        return self._stock(nlu, lang, store, result)
+            return Answer(
+                text, lang, nlu.intent, "location", products=(hit,), store=store, details=details
+            )
+        return self._stock(nlu, lang, store, [c.product for c in fits], details)
 
-    def _stock(self, nlu: NluResult, lang: str, store: str, result: LinkResult) -> Answer:
-        best = result.best
-        assert best is not None
-        # no size asked: every size of the line (a few); a size asked: that SKU
-        if best.size_score is None:
-            same_line = [
-                c.product for c in result.candidates if c.product.line == best.product.line
-            ][:4]
-        else:
-            same_line = [best.product]
-        hits = tuple(self._hit(p, store, lang) for p in same_line)
+    def _not_found(
+        self, nlu: NluResult, lang: str, store: str, result: LinkResult, details: dict
+    ) -> Answer:
+        """Honest: nothing in the catalog is what was asked; name it and offer the closest."""
+        missing = result.missing
+        if missing:
+            said = " ".join(
+                e.text for e in nlu.entities if e.label in ("BRAND", "PRODUCT")
+            ) or " ".join(w for w in (missing.get("brand"), missing.get("product")) if w)
+            type_id = missing.get("type")
+            # the same product type from other brands; else only names that look alike
+            close_products = (
+                self.linker.closest_of_type(type_id)
+                if type_id
+                else self.linker.closest(missing.get("product") or said, min_score=0.7)
+            )
+            close = tuple(self._hit(p, store, lang) for p in close_products)
+            names = _join([c.name for c in close], lang, "or")
+            details["not_carried"] = missing
+            text = _say(lang, f"We don't carry {said}.", f"No manejamos {said}.")
+            if close:
+                text += _say(lang, f" Closest items: {names}.", f" Lo más parecido: {names}.")
+            return Answer(
+                text, lang, nlu.intent, "not_found", candidates=close, store=store, details=details
+            )
+        query = (
+            " ".join(e.text for e in nlu.entities if e.label in ("BRAND", "PRODUCT")) or nlu.text
+        )
+        close = tuple(self._hit(p, store, lang) for p in self.linker.closest(query))
+        names = _join([c.name for c in close], lang, "or")
+        text = _say(
+            lang,
+            f"I couldn't find that in the catalog. Closest items: {names}.",
+            f"No encontré ese producto en el catálogo. Lo más parecido: {names}.",
+        )
+        return Answer(
+            text, lang, nlu.intent, "not_found", candidates=close, store=store, details=details
+        )
+
+    def _variant_missing(
+        self,
+        nlu: NluResult,
+        lang: str,
+        store: str,
+        product: ProductRecord,
+        asked: list[str],
+        details: dict,
+    ) -> Answer:
+        """The line exists, but not in the size/colour asked: say so and list what there is."""
+        variants = self.linker.line_products(product.line)
+        hits = tuple(self._hit(p, store, lang) for p in sorted(variants, key=_variant_order)[:6])
+        name = _line_name(product, lang)
+        have = _join(
+            sorted({_variant_label(p, lang) for p in variants if _variant_label(p, lang)}), lang
+        )
+        want = " ".join(asked)
+        details["not_carried"] = {"reason": "variant", "line": product.line, "asked": want}
+        text = _say(
+            lang,
+            f"We don't have {name} in {want}. We have: {have}.",
+            f"No tenemos {name} en {want}. Tenemos: {have}.",
+        )
+        return Answer(
+            text, lang, nlu.intent, "not_found", candidates=hits, store=store, details=details
+        )
+
+    def _stock(
+        self,
+        nlu: NluResult,
+        lang: str,
+        store: str,
+        products: list[ProductRecord],
+        details: dict | None = None,
+    ) -> Answer:
+        details = dict(details or {})
+        # one variant asked: that SKU; the line (or the variants that fit): a few of them
+        hits = tuple(self._hit(p, store, lang) for p in products[:4])
         parts = []
         for h in hits:
             label = h.name
@@ -244,7 +391,14 @@ class Answerer:
                 )
             parts.append(part)
         text = "; ".join(parts) + "."
-        details: dict = {}
+        if len(products) > len(hits):
+            total = sum((self.inventory.stock(p.sku, store) or (0, 0))[0] for p in products)
+            details["variants"] = len(products)
+            text += _say(
+                lang,
+                f" {len(products)} variants, {total} on hand in all.",
+                f" {len(products)} variantes, {total} en existencia en total.",
+            )
         first = hits[0]
         if not first.on_hand:
             nearby = self.inventory.nearby_stock(first.sku, store, limit=2)
@@ -264,13 +418,8 @@ class Answerer:
     # -- top sellers -------------------------------------------------------------------------
 
     def _department(self, phrase: str) -> str | None:
-        departments = self.inventory.departments()
-        forms = {}
-        for d in departments.values():
-            for name in (d.name_en, d.name_es, *d.aliases_en, *d.aliases_es):
-                forms[fold(name)] = d.id
-        match = process.extractOne(fold(phrase), list(forms), scorer=fuzz.ratio, score_cutoff=75)
-        return forms[match[0]] if match else None
+        """The department a phrase names (spelling and sound, Linker.link_department)."""
+        return self.linker.link_department(phrase)[0]
 
     def _period(self, nlu: NluResult) -> str:
         date = nlu.first("DATE")
@@ -333,27 +482,30 @@ class Answerer:
         dept_mention = nlu.first("DEPARTMENT")
         dept_id = self._department(dept_mention.text) if dept_mention else None
         details: dict = {"date": day.isoformat(), "weekday": day.weekday(), "department": dept_id}
+        linked = None
         if person:
-            staff = self.inventory.associates(store)
-            names = {a.id: fold(a.full_name) for a in staff}
-            query = fold(person.text)
-            scored = sorted(
-                (
-                    (max(fuzz.ratio(query, n), fuzz.ratio(query, n.split()[0])), aid)
-                    for aid, n in names.items()
-                ),
-                reverse=True,
-            )
-            matches = [aid for s, aid in scored if s >= 80 and s >= scored[0][0] - 1]
-            if not matches:
+            linked = self.linker.link_person(person.text, store)
+        elif dept_id is None:
+            # no PERSON span ("a qué hora entra cuantereces"): a roster name heard well
+            linked = self.linker.find_person(nlu.text, store)
+            person = nlu if linked.associates else None
+        if person:
+            said = person.text if isinstance(person, Entity) else ""
+            if not linked.associates:
                 text = _say(
                     lang,
-                    f"I can't find {person.text} in this store's schedule.",
-                    f"No encuentro a {person.text} en los horarios de esta tienda.",
+                    f"I can't find {said} in this store's schedule.",
+                    f"No encuentro a {said} en los horarios de esta tienda.",
                 )
                 return Answer(text, lang, nlu.intent, "schedule", store=store, details=details)
+            if linked.ask:
+                names = _join([a.full_name for a in linked.associates], lang, "or")
+                details["people"] = [a.full_name for a in linked.associates]
+                text = _say(lang, f"Who do you mean: {names}?", f"¿A quién se refiere: {names}?")
+                return Answer(text, lang, nlu.intent, "ambiguous", store=store, details=details)
+            matches = [a.id for a in linked.associates]
             lines, entries = [], []
-            by_id = {a.id: a for a in staff}
+            by_id = {a.id: a for a in linked.associates}
             for aid in matches[:3]:
                 a = by_id[aid]
                 shift = next(
@@ -417,3 +569,20 @@ def _join(items: list[str], lang: str, conjunction: str = "and") -> str:
         return "".join(items)
     word = _say(lang, " or ", " o ") if conjunction == "or" else _say(lang, " and ", " y ")
     return ", ".join(items[:-1]) + word + items[-1]
+
+
+VARIANT_MATCH = 0.9  # a SKU's size/colour this close to the query's words is the one asked
+
+
+def _line_name(p: ProductRecord, lang: str) -> str:
+    """The product line's name without its variant: "Gildan T-Shirts", "Pañales Huggies"."""
+    return p.name(lang).split(",")[0]
+
+
+def _variant_label(p: ProductRecord, lang: str) -> str:
+    parts = [p.color_es if lang == "es" else p.color, p.size_es if lang == "es" else p.size]
+    return " ".join(x for x in parts if x)
+
+
+def _variant_order(p: ProductRecord) -> tuple:
+    return (p.color or "", p.size or "", p.sku)

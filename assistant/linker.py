@@ -8,22 +8,38 @@ mishearings) three ways, keeping the best:
 Product lines are ranked by brand and product agreement, then SKUs of a line by size and
 colour agreement. When the best lines score within `ambiguity_margin` of each other the
 result is ambiguous and the answer asks back with the top candidates.
+
+Beyond the spans (issue 16):
+- variants: every size and colour form the catalog uses (letter sizes, talla/size N, waist,
+  group, counts, volumes, weights, colours after a comma) is looked up in the whole query, so
+  an untagged "Gray, Medium" still picks the SKU, and a form inside a PRODUCT span ("Supreme
+  Talla 6") is moved out of it;
+- carrier words ("checa", "check", "busca") are stripped from spans;
+- honesty: a brand span that names no catalog brand, or a brand heard only approximately whose
+  product words fit none of its lines (and fit another product type), links nothing and says
+  why (`LinkResult.missing`), so the answer can be "we don't carry X; closest: ...";
+- joint n-best (`link_joint`): (SKU, hypothesis) pairs scored by hypothesis posterior, link
+  score and agreement of the hypotheses' intents, summed per SKU;
+- people and departments (`link_person`, `link_department`) with the same fuzzy + English +
+  Spanish sound matching and the same ask-back rule.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from importlib import resources
 
 import jellyfish
 from rapidfuzz import fuzz, process
 
 from asr.nbest import NBest
 from assistant.inventory import Inventory, ProductRecord
-from nlu.lexicon import STOPWORDS
+from nlu.lexicon import CARRIER_WORDS, STOPWORDS
 from nlu.schema import NluResult, Parser
 from textnorm import fold
 from textnorm.numbers import spoken_words
@@ -141,7 +157,14 @@ class LinkResult:
 
     candidates: tuple[Candidate, ...] = ()
     ambiguous: bool = False
-    source: str = "spans"  # spans | text | nbest
+    source: str = "spans"  # spans | text | nbest | joint
+    # Why nothing was linked, when the query names something the catalog lacks:
+    # {"reason": "brand" | "brand_product", "brand": ..., "product": ..., "type": type id or None}
+    missing: dict | None = None
+    size: str | None = None  # the size / colour words the query gave (span or found in text)
+    color: str | None = None
+    support: float = 1.0  # joint n-best: share of the hypotheses' weight behind the best line
+    hypothesis: int = 0  # joint n-best: the hypothesis that carries the best SKU most
 
     @property
     def best(self) -> Candidate | None:
@@ -164,6 +187,17 @@ class LinkerConfig:
     ambiguity_margin: float = 0.04  # top lines closer than this: ask back
     phonetic_weight: float = 0.92  # a sound match counts a little less than a spelling match
     max_candidates: int = 10
+    # brands and lines scoring this far below the best match of the same span are dropped
+    # ("doritos" is Doritos at 1.0; Tide at 0.79 by sound must not compete)
+    relative_margin: float = 0.12
+    exact_brand: float = 0.97  # a brand heard this well is trusted without product agreement
+    type_match: float = 0.85  # product words this close to a product type name that type
+    # joint n-best: posterior temperature (scores are length-normalized log-probabilities)
+    nbest_temperature: float = 1.0
+    min_support: float = 0.35  # joint: the best line needs this share of the weight
+    person_min: float = 0.8  # a person span this close to a roster name links it
+    person_ask: float = 0.66  # between person_ask and person_min: ask back ("do you mean")
+    department_min: float = 0.75
 
 
 class _Forms:
@@ -203,6 +237,46 @@ class _Forms:
         return best
 
 
+@dataclass(frozen=True)
+class PersonLink:
+    """Associates a PERSON mention may mean, best first; ask: too close or too unsure."""
+
+    associates: tuple = ()
+    score: float = 0.0
+    ask: bool = False
+
+
+def _prune(scores: dict[str, float], floor: float, margin: float) -> dict[str, float]:
+    """Scores at least `floor` and within `margin` of the best."""
+    kept = {k: v for k, v in scores.items() if v >= floor}
+    if not kept:
+        return {}
+    top = max(kept.values())
+    return {k: v for k, v in kept.items() if v >= top - margin}
+
+
+def _alternation(forms: set[str]) -> re.Pattern | None:
+    """One regex matching any of `forms` as whole words, longest first."""
+    forms = {f for f in forms if f.strip()}
+    if not forms:
+        return None
+    alt = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.compile(rf"(?<![\w])(?:{alt})(?![\w])")
+
+
+@functools.cache
+def _curated_type_names() -> dict[str, tuple[str, ...]]:
+    """type id -> EN/ES names and spoken forms, from the curated departments list."""
+    raw = json.loads(
+        resources.files("assistant.inventory").joinpath("data/departments.json").read_text("utf-8")
+    )
+    out = {}
+    for dep in raw:
+        for t in dep["types"]:
+            out[t["id"]] = (t["en"], t["es"], *t.get("spoken_en", ()), *t.get("spoken_es", ()))
+    return out
+
+
 class Linker:
     """Spans -> SKUs over the inventory's catalog (index built on first use)."""
 
@@ -210,6 +284,7 @@ class Linker:
         self.inventory = inventory
         self.config = config or LinkerConfig()
         self._built = False
+        self._people: dict[str, tuple[_Forms, dict]] = {}
 
     def _build(self) -> None:
         if self._built:
@@ -221,9 +296,11 @@ class Linker:
         self._color_forms: dict[str, set[str]] = defaultdict(set)
         self._lines: dict[str, list[ProductRecord]] = defaultdict(list)
         self._line_brand: dict[str, str] = {}
+        self._line_type: dict[str, str] = {}
         for p in products.values():
             self._lines[p.line].append(p)
             self._line_brand[p.line] = p.brand
+            self._line_type[p.line] = p.type_id
             brand_forms[fold(p.brand)].add(p.brand)
             line_forms[fold(p.product_en)].add(p.line)
             line_forms[fold(p.product_es)].add(p.line)
@@ -234,9 +311,16 @@ class Linker:
                 f"{p.product_es} {p.brand}",
             ):
                 line_forms[fold(name)].add(p.line)
-            for field in (p.size, p.size_es):
-                if field:
-                    self._size_forms[p.sku].add(fold(field))
+            # and as written on the shelf label, before the size: "gildan t-shirts"
+            for name in (p.name_en, p.name_es):
+                head = name.split(",")[0]
+                line_forms[fold(head)].add(p.line)
+            for f in (p.size, p.size_es):
+                if f:
+                    self._size_forms[p.sku].add(fold(f))
+            for f in (p.color, p.color_es):
+                if f:
+                    self._color_forms[p.sku].add(fold(f))
         for sku, kind, _lang, alias in self.inventory.aliases():
             p = products[sku]
             if kind == "brand":
@@ -252,6 +336,22 @@ class Linker:
         self._brand_lines: dict[str, list[str]] = defaultdict(list)
         for line, brand in self._line_brand.items():
             self._brand_lines[brand].append(line)
+        # product types (for "we don't carry X; closest <type>") from the curated lists,
+        # restricted to the types this catalog has
+        type_forms: dict[str, set[str]] = defaultdict(set)
+        present = set(self._line_type.values())
+        for type_id, names in _curated_type_names().items():
+            if type_id in present:
+                for n in names:
+                    type_forms[fold(n)].add(type_id)
+        for p in products.values():
+            type_forms[fold(p.product_en)].add(p.type_id) if p.line.count(":") == 1 else None
+        self._types = _Forms(type_forms)
+        # every variant form, for finding untagged sizes and colours in a query
+        self._variant_re = {
+            kind: _alternation({digits(f) for fs in forms.values() for f in fs})
+            for kind, forms in (("size", self._size_forms), ("color", self._color_forms))
+        }
         self._built = True
 
     # -- public ------------------------------------------------------------------------------
@@ -263,26 +363,70 @@ class Linker:
         """
         self._build()
 
+    def variants_in(self, text: str) -> tuple[str | None, str | None]:
+        """The size and colour words of the catalog found in `text` (digits for numbers)."""
+        self._build()
+        query = digits(fold(text))
+        out = []
+        for kind in ("size", "color"):
+            pattern = self._variant_re[kind]
+            found = [m.group(0) for m in pattern.finditer(query)] if pattern else []
+            out.append(" ".join(found) or None)
+        return out[0], out[1]
+
+    def _clean_span(self, span: str | None) -> str | None:
+        """A span without carrier words and without the size/colour forms inside it."""
+        if not span:
+            return None
+        words = [w for w in fold(span).split() if w not in CARRIER_WORDS]
+        text = " ".join(words)
+        numeric = digits(text)
+        for kind in ("size", "color"):
+            pattern = self._variant_re[kind]
+            if pattern and pattern.search(numeric):
+                stripped = " ".join(pattern.sub(" ", numeric).split())
+                # a span that is only a size/colour is no product ("[large]PRODUCT"); number
+                # words stay words unless a size was cut out ("u diez" is Huggies misheard)
+                if stripped:
+                    text = numeric = stripped
+        return text if len(text.replace(" ", "")) >= 2 else None
+
     def link(self, nlu: NluResult) -> LinkResult:
-        """Candidates for the BRAND/PRODUCT/SIZE/COLOR spans of a parse (first of each)."""
+        """Candidates for the BRAND/PRODUCT/SIZE/COLOR spans of a parse (all of each label)."""
+        self._build()
         spans = {
             label: " ".join(e.text for e in nlu.entities if e.label == label) or None
             for label in ("BRAND", "PRODUCT", "SIZE", "COLOR")
         }
-        if not (spans["BRAND"] or spans["PRODUCT"]):
-            return self.link_text(nlu.text, size=spans["SIZE"], color=spans["COLOR"])
-        result = self.link_spans(spans["BRAND"], spans["PRODUCT"], spans["SIZE"], spans["COLOR"])
+        found_size, found_color = self.variants_in(nlu.text)
+        size = spans["SIZE"] or found_size
+        color = spans["COLOR"] or found_color
+        brand = self._clean_span(spans["BRAND"])
+        product = self._clean_span(spans["PRODUCT"])
+        if not (brand or product):
+            return self.link_text(nlu.text, size=size, color=color)
+        result = self.link_spans(brand, product, size, color)
         if result.candidates and not result.ambiguous:
             return result
         # The spans may cut a misheard name apart ("pañales [u] [diez]") or join two
         # ("[tidepods]"): a scan of the whole text settles what the spans left open.
-        scanned = self.link_text(nlu.text, size=spans["SIZE"], color=spans["COLOR"])
+        scanned = self.link_text(nlu.text, size=size, color=color)
         if scanned.candidates and (
             not result.candidates
             or (not scanned.ambiguous and scanned.best.score >= result.best.score)
         ):
+            if result.missing and not self._scan_confirms(scanned, brand):
+                return result  # the scan found some other product: the brand is still missing
             return scanned
         return result
+
+    def _scan_confirms(self, scanned: LinkResult, brand: str | None) -> bool:
+        """The text scan's best line carries the brand words the spans gave ("air max")."""
+        if not brand or scanned.best is None:
+            return False
+        p = scanned.best.product
+        names = set(fold(f"{p.brand} {p.name_en} {p.name_es}").replace("-", " ").split())
+        return all(w in names for w in fold(brand).replace("-", " ").split())
 
     def link_spans(
         self,
@@ -295,11 +439,22 @@ class Linker:
         cfg = self.config
         brand_scores = self._brands.scores(brand, cfg.phonetic_weight) if brand else {}
         line_scores = self._products.scores(product, cfg.phonetic_weight) if product else {}
-        brand_scores = {b: s for b, s in brand_scores.items() if s >= cfg.min_span_score}
-        line_scores = {ln: s for ln, s in line_scores.items() if s >= cfg.min_span_score}
+        brand_scores = _prune(brand_scores, cfg.min_span_score, cfg.relative_margin)
+        line_scores = _prune(line_scores, cfg.min_span_score, cfg.relative_margin)
         if brand and product and not brand_scores and not line_scores:
             # the "brand" may be the product's name and vice versa, or both one phrase
-            return self.link_text(f"{brand} {product}", size=size, color=color)
+            result = self.link_text(f"{brand} {product}", size=size, color=color)
+            if result.candidates and self._scan_confirms(result, brand):
+                return result
+            return self._missing(brand, product, size, color, "brand_product")
+        if brand and not brand_scores:
+            # a brand the catalog does not have ("Ozark Trail", "Doritoz" is not this case:
+            # it is close to Doritos); products of that type are the closest items
+            if product:
+                joined = self.link_text(f"{brand} {product}", size=size, color=color)
+                if joined.candidates and self._scan_confirms(joined, brand):
+                    return joined
+            return self._missing(brand, product, size, color, "brand")
         lines: dict[str, tuple[float, float | None, float | None]] = {}
         if brand_scores and line_scores:
             for line, ps in line_scores.items():
@@ -310,14 +465,57 @@ class Linker:
                 for line in self._brand_lines[b]:
                     if line not in lines:
                         lines[line] = (0.5 * bs + 0.2, bs, None)
+            best_brand = max(brand_scores.values())
+            agreed = any(line_scores.get(ln) for b in brand_scores for ln in self._brand_lines[b])
+            if not agreed and best_brand < cfg.exact_brand:
+                # "Ozark camping chair": heard like Ozarka, but Ozarka sells no chairs; the
+                # product words are the surer half, so do not assert the brand's water
+                return self._missing(brand, product, size, color, "brand_product")
         elif brand_scores:
             for b, bs in brand_scores.items():
                 for line in self._brand_lines[b]:
                     lines[line] = (bs + self._generic_bonus(line), bs, None)
+            if product and max(brand_scores.values()) < cfg.exact_brand:
+                # the product words fit no line at all and the brand was heard only
+                # approximately ("Ozark" ~ Ozarka + "camping chair"): not the brand's water
+                return self._missing(brand, product, size, color, "brand_product")
         else:
             for line, ps in line_scores.items():
                 lines[line] = (ps + self._generic_bonus(line), None, ps)
-        return self._rank(lines, size, color, "spans")
+        result = self._rank(lines, size, color, "spans")
+        return LinkResult(result.candidates, result.ambiguous, "spans", None, size, color)
+
+    def product_type(self, product: str | None) -> str | None:
+        """The catalog product type the words name ("camping chair": None; "papitas": chips)."""
+        if not product:
+            return None
+        self._build()
+        scores = self._types.scores(product, self.config.phonetic_weight)
+        best = max(scores.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0.0))
+        return best[0] if best[1] >= self.config.type_match else None
+
+    def _missing(self, brand, product, size, color, reason: str) -> LinkResult:
+        return LinkResult(
+            source="spans",
+            missing={
+                "reason": reason,
+                "brand": brand,
+                "product": product,
+                "type": self.product_type(product),
+            },
+            size=size,
+            color=color,
+        )
+
+    def closest_of_type(self, type_id: str, limit: int = 3) -> list[ProductRecord]:
+        """One product of each of the first `limit` lines of a product type."""
+        self._build()
+        lines = sorted(ln for ln, t in self._line_type.items() if t == type_id)
+        return [sorted(self._lines[ln], key=lambda p: p.sku)[0] for ln in lines[:limit]]
+
+    def line_products(self, line: str) -> list[ProductRecord]:
+        self._build()
+        return list(self._lines.get(line, ()))
 
     def _generic_bonus(self, line: str) -> float:
         """A product word that fits a brand's plain line and its named sub-lines ("huggies
@@ -332,7 +530,8 @@ class Linker:
         grams = [
             g
             for g in grams
-            if len(g) >= 3 and not all(w in STOPWORDS or w in QUERY_WORDS for w in g.split())
+            if len(g) >= 3
+            and not all(w in STOPWORDS or w in QUERY_WORDS or w in CARRIER_WORDS for w in g.split())
         ]
         best_brand: tuple[float, str | None] = (0.0, None)
         best_product: tuple[float, str | None] = (0.0, None)
@@ -348,9 +547,9 @@ class Linker:
             if ps > best_product[0] + 1e-9 and ps >= TEXT_MIN_SCORE:
                 best_product = (ps, g)
         if not (best_brand[1] or best_product[1]):
-            return LinkResult(source="text")
+            return LinkResult(source="text", size=size, color=color)
         result = self.link_spans(best_brand[1], best_product[1], size, color)
-        return LinkResult(result.candidates, result.ambiguous, "text")
+        return LinkResult(result.candidates, result.ambiguous, "text", result.missing, size, color)
 
     def link_nbest(self, nbest: NBest, parser: Parser | None = None) -> LinkResult:
         """Search every hypothesis, weighting each by its posterior under the n-best scores.
@@ -389,14 +588,106 @@ class Linker:
         )
         return LinkResult(cands, self._is_ambiguous(cands), "nbest")
 
-    def closest(self, text: str, limit: int = 3) -> list[ProductRecord]:
-        """Catalog products whose names look most like `text` (for "not found" answers)."""
+    def posteriors(self, nbest: NBest) -> list[float]:
+        """Softmax of the hypotheses' scores at `nbest_temperature` (sums to 1)."""
+        hyps = nbest.hypotheses
+        if not hyps:
+            return []
+        t = self.config.nbest_temperature
+        top = max(h.score for h in hyps)
+        weights = [math.exp((h.score - top) / t) for h in hyps]
+        total = sum(weights)
+        return [w / total for w in weights]
+
+    def link_joint(
+        self, nlus: list[NluResult], weights: list[float], intent: str | None = None
+    ) -> LinkResult:
+        """Joint understanding: the SKU the whole n-best list supports best.
+
+        Every hypothesis is linked from its own parse; a (SKU, hypothesis) pair scores
+        weight x link score (spelling and sound agreement of its spans) x agreement (1 when
+        the hypothesis' intent is a product intent and, given `intent`, the chosen one; 0.5
+        otherwise). Pairs add up per SKU; the best SKU's line needs `min_support` of the
+        list's weight, else the result is empty (with `missing` when the best-weighted
+        hypotheses name something the catalog lacks).
+        """
+        merged: dict[str, float] = defaultdict(float)
+        line_mass: dict[str, float] = defaultdict(float)
+        carrier: dict[str, tuple[float, int]] = {}
+        by_sku: dict[str, Candidate] = {}
+        results: list[LinkResult] = []
+        for i, (nlu, w) in enumerate(zip(nlus, weights, strict=True)):
+            result = self.link(nlu)
+            results.append(result)
+            if not result.candidates:
+                continue
+            agree = 1.0 if nlu.intent in ("find_product", "check_stock") else 0.5
+            if intent and nlu.intent != intent:
+                agree *= 0.7
+            top_line = result.candidates[0].product.line
+            seen_lines = set()
+            for c in result.candidates:
+                pair = w * agree * c.score
+                merged[c.sku] += pair
+                if c.product.line not in seen_lines:
+                    seen_lines.add(c.product.line)
+                    # a hypothesis backs its best line fully; close runners-up a little
+                    line_mass[c.product.line] += (
+                        w * agree * (1.0 if c.product.line == top_line else 0.25)
+                    )
+                if pair > carrier.get(c.sku, (0.0, 0))[0]:
+                    carrier[c.sku] = (pair, i)
+                by_sku.setdefault(c.sku, c)
+        if not merged:
+            missing = next((r.missing for r in results if r.missing), None)
+            first = results[0] if results else LinkResult()
+            return LinkResult(source="joint", missing=missing, size=first.size, color=first.color)
+        ranked = sorted(merged, key=lambda s: (-merged[s], s))
+        best = by_sku[ranked[0]]
+        support = line_mass[best.product.line] / max(sum(weights), 1e-9)
+        hyp = carrier[ranked[0]][1]
+        if support < self.config.min_support:
+            missing = results[0].missing if results else None
+            return LinkResult(
+                source="joint", missing=missing, support=round(support, 4), hypothesis=hyp
+            )
+        scale = max(merged[ranked[0]], 1e-9) / max(best.score, 1e-9)
+        cands = tuple(
+            Candidate(
+                by_sku[s].product,
+                round(merged[s] / scale, 4),
+                by_sku[s].brand_score,
+                by_sku[s].product_score,
+                by_sku[s].size_score,
+                by_sku[s].color_score,
+            )
+            for s in ranked[: self.config.max_candidates * 3]
+        )
+        chosen = results[hyp]
+        return LinkResult(
+            cands,
+            self._is_ambiguous(cands),
+            "joint",
+            None,
+            chosen.size,
+            chosen.color,
+            round(support, 4),
+            hyp,
+        )
+
+    def closest(self, text: str, limit: int = 3, min_score: float = 0.0) -> list[ProductRecord]:
+        """Catalog products whose names look most like `text` (for "not found" answers);
+        min_score in [0, 1]: offer nothing that looks less alike."""
         self._build()
         products = list(self.inventory.products().values())
         names = [fold(p.name_en) for p in products] + [fold(p.name_es) for p in products]
         out, seen = [], set()
         for _n, _s, idx in process.extract(
-            fold(text), names, scorer=fuzz.token_set_ratio, limit=limit * 8
+            fold(text),
+            names,
+            scorer=fuzz.token_set_ratio,
+            limit=limit * 8,
+            score_cutoff=100 * min_score,
         ):
             p = products[idx % len(products)]
             if p.line not in seen:
@@ -405,6 +696,80 @@ class Linker:
             if len(out) == limit:
                 break
         return out
+
+    # -- people and departments ----------------------------------------------------------------
+
+    def _roster(self, store: str) -> tuple[_Forms, dict]:
+        if store not in self._people:
+            staff = {str(a.id): a for a in self.inventory.associates(store)}
+            owners: dict[str, set[str]] = defaultdict(set)
+            for aid, a in staff.items():
+                for form in (a.full_name, a.first_name, a.last_name):
+                    owners[fold(form)].add(aid)
+            self._people[store] = (_Forms(owners), staff)
+        return self._people[store]
+
+    def link_person(self, span: str, store: str) -> PersonLink:
+        """Associates of `store` a PERSON span may name: spelling, English and Spanish sound.
+
+        "Marie" -> María (same metaphone), "karma" -> Carmen (KRM ~ KRMN). Above `person_min`
+        the best ones link (several when within `ambiguity_margin`: ask which); between
+        `person_ask` and `person_min` they are offered as a question; below, nothing.
+        """
+        forms, staff = self._roster(store)
+        cfg = self.config
+        words = [w for w in fold(span).split() if w not in CARRIER_WORDS]
+        if not words:
+            return PersonLink()
+        scores = forms.scores(" ".join(words), cfg.phonetic_weight)
+        # a full name said as first + last also scores each word on its own
+        if len(words) > 1:
+            for w in words:
+                for aid, sc in forms.scores(w, cfg.phonetic_weight).items():
+                    scores[aid] = max(scores.get(aid, 0.0), 0.9 * sc)
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        if not ranked or ranked[0][1] < cfg.person_ask:
+            return PersonLink()
+        top = ranked[0][1]
+        close = [(staff[a], s) for a, s in ranked if s >= top - cfg.ambiguity_margin][:3]
+        if top >= cfg.person_min:
+            return PersonLink(tuple(a for a, _ in close), round(top, 4), len(close) > 1)
+        return PersonLink(tuple(a for a, _ in close), round(top, 4), True)
+
+    def find_person(self, text: str, store: str) -> PersonLink:
+        """No PERSON span: a roster name heard well anywhere in the text (1-2 word grams)."""
+        words = [w for w in fold(text).split() if w not in STOPWORDS and w not in QUERY_WORDS]
+        best = PersonLink()
+        for n in (1, 2):
+            for i in range(len(words) - n + 1):
+                gram = " ".join(words[i : i + n])
+                if len(gram) < 4:
+                    continue
+                found = self.link_person(gram, store)
+                if (
+                    found.associates
+                    and not found.ask
+                    and found.score >= max(TEXT_MIN_SCORE, best.score + 1e-9)
+                ):
+                    best = found
+        return best
+
+    def link_department(self, span: str) -> tuple[str | None, tuple[str, ...]]:
+        """(department id, close alternatives) a DEPARTMENT span names; (None, ()) if none."""
+        if not hasattr(self, "_departments"):
+            owners: dict[str, set[str]] = defaultdict(set)
+            for d in self.inventory.departments().values():
+                for name in (d.name_en, d.name_es, *d.aliases_en, *d.aliases_es):
+                    owners[fold(name)].add(d.id)
+            self._departments = _Forms(owners)
+        words = [w for w in fold(span).split() if w not in CARRIER_WORDS]
+        scores = self._departments.scores(" ".join(words), self.config.phonetic_weight)
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        if not ranked or ranked[0][1] < self.config.department_min:
+            return None, ()
+        top = ranked[0][1]
+        close = tuple(d for d, s in ranked[1:3] if s >= top - self.config.ambiguity_margin)
+        return ranked[0][0], close
 
     # -- ranking -----------------------------------------------------------------------------
 
@@ -421,8 +786,11 @@ class Linker:
             if score < cfg.min_score:
                 continue
             for p in self._lines[line]:
-                ss = self._attr_score(size, self._size_forms.get(p.sku, ())) if size else None
-                cs = self._attr_score(color, self._color_forms.get(p.sku, ())) if color else None
+                # an attribute the SKU does not have (colour of milk) neither helps nor hurts
+                size_forms = self._size_forms.get(p.sku, ())
+                color_forms = self._color_forms.get(p.sku, ())
+                ss = self._attr_score(size, size_forms) if size and size_forms else None
+                cs = self._attr_score(color, color_forms) if color and color_forms else None
                 final = score
                 # size and colour reorder the SKUs of a line and break ties between lines
                 if ss is not None:

@@ -17,6 +17,7 @@ The `final` event is built from a FinalResult in assistant.events.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import logging
 import threading
@@ -224,10 +225,18 @@ class Pipeline:
                 log.exception("rescoring failed; keeping the first-pass order")
             timings["rescore"] = _ms(t)
         nlu = reply = None
+        nlus = None
         if self.parser is not None and nbest.text.strip():
             t = time.perf_counter()
             try:
-                nlu = self.parser.parse(nbest.text, nbest.language)
+                # every hypothesis in one batched call (the student costs about the same for
+                # five short queries as for one): the answerer decides from all of them
+                texts = [h.text for h in nbest.hypotheses if h.text.strip()]
+                if len(texts) == len(nbest.hypotheses) and len(texts) > 1:
+                    nlus = self.parser.parse_batch(texts, [nbest.language] * len(texts))
+                    nlu = nlus[0]
+                else:
+                    nlu = self.parser.parse(nbest.text, nbest.language)
             except Exception:
                 log.exception("parser failed on %r", nbest.text)
                 errors.append(
@@ -237,7 +246,9 @@ class Pipeline:
         if answer and self.answerer is not None and nlu is not None:
             t = time.perf_counter()
             try:
-                reply = self.answerer.answer(nlu, store, nbest=nbest)
+                reply = self.answerer.answer(nlu, store, nbest=nbest, nlus=nlus)
+                if reply.intent != nlu.intent:  # the intent the whole n-best list supports
+                    nlu = dataclasses.replace(nlu, intent=reply.intent)
             except Exception as error:
                 if is_database_error(error):
                     log.warning("inventory database unavailable: %s", error)

@@ -31,6 +31,17 @@ STOPWORDS = _words(
     "beets cat chic duct olé ax bounds nam nan vale crust cress dov don't ciel roma"
 )
 
+# Command and carrier words that are never part of a product, brand or person name, though a
+# parser may tag them ("[checa] si hay Tide", "[check] the Huggies"): the linker strips them.
+CARRIER_WORDS = frozenset(
+    strip_accents(w)
+    for w in _words(
+        "check checa checar chequea checame revisa revisar busca buscar busco find look "
+        "locate show tell ask see verifica verificar fijate mira dime dame please porfa "
+        "favor thanks gracias hey oye ok okay um uh eh este pues like so the los las la el"
+    )
+)
+
 # Number words a size or count may be spoken with: textnorm.numbers' tables (so the corpus
 # and the parser agree), their accentless spellings, and the words the tables do not list.
 _NUM_WORDS = ONES_TENS_HUNDREDS + [
@@ -57,7 +68,7 @@ _UNITS = (
     r"quarts?|qt|cuartos?|sheets|hojas|pieces|mg|miligramos|latas|cans?"
 )
 _SIZE_PATTERNS = [
-    rf"(?:size|talla|número|numero|etapa|stage|group|grupo)\s+{NUMBER}",
+    rf"(?:size|talla|número|numero|etapa|stage|group|grupo|waist|cintura)\s+{NUMBER}",
     rf"(?:paquete|caja|pack)\s+de\s+{NUMBER}",
     rf"{NUMBER}[\s-]?(?:{_UNITS})\b",
     r"family\s+size|party\s+size|tamaño\s+familiar|tamaño\s+fiesta|half\s+(?:a\s+)?gallon|medio\s+galón|medio\s+galon",
