@@ -196,7 +196,7 @@ class LinkerConfig:
     nbest_temperature: float = 1.0
     min_support: float = 0.35  # joint: the best line needs this share of the weight
     person_min: float = 0.8  # a person span this close to a roster name links it
-    person_ask: float = 0.66  # between person_ask and person_min: ask back ("do you mean")
+    person_ask: float = 0.75  # between person_ask and person_min: ask back ("do you mean")
     department_min: float = 0.75
 
 
@@ -439,6 +439,14 @@ class Linker:
         cfg = self.config
         brand_scores = self._brands.scores(brand, cfg.phonetic_weight) if brand else {}
         line_scores = self._products.scores(product, cfg.phonetic_weight) if product else {}
+        if brand and len(brand.split()) > 1 and max(brand_scores.values(), default=0) < 0.9:
+            # a span that took a neighbour with it ("[cereal kellogg's]BRAND"): its parts
+            words = brand.split()
+            for n in range(len(words) - 1, 0, -1):
+                for i in range(len(words) - n + 1):
+                    part = " ".join(words[i : i + n])
+                    for b, sc in self._brands.scores(part, cfg.phonetic_weight).items():
+                        brand_scores[b] = max(brand_scores.get(b, 0.0), 0.97 * sc)
         brand_scores = _prune(brand_scores, cfg.min_span_score, cfg.relative_margin)
         line_scores = _prune(line_scores, cfg.min_span_score, cfg.relative_margin)
         if brand and product and not brand_scores and not line_scores:
@@ -704,7 +712,7 @@ class Linker:
             staff = {str(a.id): a for a in self.inventory.associates(store)}
             owners: dict[str, set[str]] = defaultdict(set)
             for aid, a in staff.items():
-                for form in (a.full_name, a.first_name, a.last_name):
+                for form in (a.full_name, a.first_name):
                     owners[fold(form)].add(aid)
             self._people[store] = (_Forms(owners), staff)
         return self._people[store]
@@ -727,6 +735,12 @@ class Linker:
             for w in words:
                 for aid, sc in forms.scores(w, cfg.phonetic_weight).items():
                     scores[aid] = max(scores.get(aid, 0.0), 0.9 * sc)
+        head = words[0]
+        for aid in list(scores):
+            first = fold(staff[aid].first_name)
+            # Spanish names carry gender in the last vowel: Alejandra is not Alejandro
+            if head[-1] in "ao" and first[-1] in "ao" and head[-1] != first[-1]:
+                scores[aid] *= 0.8
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         if not ranked or ranked[0][1] < cfg.person_ask:
             return PersonLink()
@@ -816,6 +830,14 @@ class Linker:
         query = digits(fold(span))
         numbers = set(re.findall(r"\d+", query))
         best = max(fuzz.ratio(query, digits(f)) for f in forms) / 100.0
+        padded = f" {query} "
+        for f in forms:
+            form = digits(f)
+            fn = set(re.findall(r"\d+", form))
+            if f" {form} " in padded:  # "color negro" holds "negro"
+                best = max(best, 1.0 if len(form) > 2 else 0.9)
+            elif numbers and fn == numbers and not re.sub(r"[\d\s]", "", query):
+                best = max(best, 0.95)  # "11" for "talla 11"
         if numbers and not any(numbers & set(re.findall(r"\d+", f)) for f in forms):
             best = min(best, 0.5)  # "size 4" must not match "size 5" however alike they look
         return best
