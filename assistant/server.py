@@ -99,6 +99,10 @@ class AssistantServer:
     after binding. vad_factory: per-session VAD (None: Silero).
     """
 
+    # Extra options of the listening socket (loop.create_server), e.g. reuse_port for several
+    # front-end processes on one port (assistant.ray_engine).
+    listen_options: dict = {}
+
     def __init__(
         self,
         config: ServerConfig,
@@ -157,6 +161,7 @@ class AssistantServer:
             max_size=max(4 * self.config.limits.max_frame_bytes, 1 << 16),
             max_queue=64,
             compression=None,  # PCM does not compress; saves CPU
+            **self.listen_options,
         )
         if self.pipeline is not None:
             self._configure_batching()

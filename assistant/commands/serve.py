@@ -62,6 +62,27 @@ PIPELINE_HELP = {
     "window_s": "Whisper encoder window in seconds, grown to fit long utterances",
     "phrases": "decode unbiased: no catalog phrases unless a client sends its own",
 }
+ENGINE_HELP = {
+    "engine": "local: one process holds every model; ray: the model stages as Ray Serve "
+    "deployments behind websocket front-end replicas (pip install '.[ray]'; docs/scale_out.md)",
+    "ray_address": "ray: join this running cluster (auto, HOST:6379, ray://HOST:10001) instead "
+    "of starting a local Ray",
+    "ray_cpus": "ray, local cluster: logical CPUs it offers (default: the machine's)",
+    "frontend_replicas": "ray: websocket front ends (they share --port on a host)",
+    "frontend_cpus": "ray: CPUs reserved per front end",
+    "first_pass_replicas": "ray: Whisper replicas",
+    "first_pass_max_replicas": "ray: autoscale the first pass up to this many on queue length "
+    "(0: fixed)",
+    "first_pass_cpus": "ray: CPUs reserved per Whisper replica",
+    "first_pass_gpus": "ray: GPUs per Whisper replica (default: 1 when the cluster has one)",
+    "second_pass_replicas": "ray: RescoreBERT replicas",
+    "understand_replicas": "ray: NLU + answer replicas",
+    "stage_cpus": "ray: CPUs reserved per rescorer and NLU/answer replica",
+    "stage_retries": "ray: times a stage call is sent again when its replica died",
+    "call_timeout_s": "ray: longest wait for one stage of a final, retries included",
+    "partial_timeout_s": "ray: longest wait for a partial decode",
+    "deploy_timeout_s": "ray: longest wait for the replicas to load and listen",
+}
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -95,6 +116,7 @@ CONTINUOUS = {"auto": None, "on": True, "off": False}
 
 def register(subparsers) -> None:
     from asr.streaming import StreamingConfig
+    from assistant.engine import ENGINES, EngineConfig
     from assistant.pipeline import PipelineConfig
     from assistant.server import ServerConfig
     from assistant.session import SessionLimits
@@ -123,6 +145,7 @@ def register(subparsers) -> None:
         **PIPELINE_HELP,
         **{k: v for k, v in first_pass_flags().items() if k in pipeline_fields},
     }
+    engine_flags = {**ENGINE_HELP, "engine": Flag(ENGINE_HELP["engine"], choices=ENGINES)}
     p.set_defaults(
         func=run,
         options=(
@@ -139,6 +162,7 @@ def register(subparsers) -> None:
                 p, PipelineConfig, pipeline_flags, skip=("database_url",), title="pipeline"
             ),
         ),
+        engine_options=ConfigOptions(p, EngineConfig, engine_flags, title="engine"),
     )
 
 
@@ -157,11 +181,17 @@ def build_config(args: argparse.Namespace):
     return config, pipeline.build(args)
 
 
+def build_engine(args: argparse.Namespace):
+    """EngineConfig from the options; a bad value is a UserError."""
+    return args.engine_options.build(args)
+
+
 def run(args: argparse.Namespace) -> int:
     from assistant.pipeline import load_pipeline
     from assistant.server import AssistantServer, wait_for_stop_signal
 
     config, pipeline_config = build_config(args)
+    engine = build_engine(args)
     # A database URL that cannot be parsed would leave every session `unavailable`: say so now.
     # (A database that is down, or a file not there yet, is reported per answer instead.)
     from assistant.env import database_url
@@ -178,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
     # A server's progress (models loaded, shutting down) belongs in its log.
     for name in ("assistant", "asr", "rescoring", "nlu"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if engine.engine == "ray":
+        return _run_ray(engine, config, pipeline_config)
     server = AssistantServer(config, pipeline_factory=lambda: load_pipeline(pipeline_config))
 
     async def main() -> None:
@@ -196,4 +228,19 @@ def run(args: argparse.Namespace) -> int:
         await server.shutdown()
 
     asyncio.run(main())
+    return 0
+
+
+def _run_ray(engine, config, pipeline_config) -> int:
+    """--engine ray: the same server code as front-end replicas over Ray Serve deployments."""
+    try:
+        from assistant import ray_engine
+    except ImportError as error:
+        raise UserError(
+            f"--engine ray needs Ray Serve ({error}); install it with pip install '.[ray]'"
+        ) from error
+    try:
+        ray_engine.serve_forever(engine, config, pipeline_config)
+    except (RuntimeError, ConnectionError) as error:
+        raise UserError(f"{error}") from error
     return 0
