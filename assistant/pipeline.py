@@ -278,26 +278,31 @@ def load_pipeline(config: PipelineConfig | None = None, transcriber=None) -> Pip
     """
     config = config or PipelineConfig()
     if transcriber is None:
-        from asr.backends import load_transcriber
-        from asr.transcriber import TranscriberConfig
-
-        transcriber = load_transcriber(
-            TranscriberConfig(
-                nbest=config.nbest,
-                cpu_threads=config.cpu_threads,
-                widen_beam=config.widen_beam,
-                window_s=config.window_s,
-                adapter=config.adapter,
-                device=config.device,
-            ),
-            backend=config.asr_backend,
-        )
+        transcriber = load_first_pass(config)
     parser, answerer, inventory = _load_nlu_and_answerer(config)
     reranker = _load_reranker(inventory, config.rescore_device) if config.rescore else None
     phrases = _load_phrases(inventory) if config.phrases else None
     pipeline = Pipeline(transcriber, reranker, parser, answerer, config, inventory, phrases)
     log.info("pipeline stages: %s", pipeline.describe())
     return pipeline
+
+
+def load_first_pass(config: PipelineConfig):
+    """The Whisper first pass `config` describes (asr.backends picks the backend)."""
+    from asr.backends import load_transcriber
+    from asr.transcriber import TranscriberConfig
+
+    return load_transcriber(
+        TranscriberConfig(
+            nbest=config.nbest,
+            cpu_threads=config.cpu_threads,
+            widen_beam=config.widen_beam,
+            window_s=config.window_s,
+            adapter=config.adapter,
+            device=config.device,
+        ),
+        backend=config.asr_backend,
+    )
 
 
 def _load_phrases(inventory):
