@@ -129,9 +129,16 @@ def final_fields(result: FinalResult, wait_ms: float = 0.0) -> dict[str, Any]:
     }
 
 
-def final(utterance: int, result: FinalResult, endpoint: Endpoint, wait_ms: float = 0.0) -> str:
+def final(
+    utterance: int,
+    result: FinalResult,
+    endpoint: Endpoint,
+    wait_ms: float = 0.0,
+    speculative: bool = False,
+) -> str:
     """The `final` event of an utterance: its result, why and where it ended (seconds of the
-    stream)."""
+    stream), the silence that ended it (ms) and the turn verdict that chose that silence, and
+    whether the result was decoded speculatively (before the endpoint)."""
     return _dump(
         {
             "type": "final",
@@ -140,6 +147,9 @@ def final(utterance: int, result: FinalResult, endpoint: Endpoint, wait_ms: floa
             "reason": endpoint.reason,
             "start_s": endpoint.start_s,
             "end_s": endpoint.end_s,
+            "silence_ms": endpoint.silence_ms,
+            "complete": endpoint.complete,
+            "speculative": speculative,
         }
     )
 

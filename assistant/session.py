@@ -20,13 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from asr.audio import StreamResampler
-from asr.streaming import Endpoint, StreamingConfig, StreamingPolicy
+from asr.streaming import Endpoint, Speculation, StreamingConfig, StreamingPolicy
 from assistant import events
 from assistant.batcher import FinalBatcher
 from assistant.events import CLOSE_FOR, ErrorCode
 from assistant.metrics import Metrics
 from assistant.phrases import PhraseError, check_phrases
-from assistant.pipeline import FinalRequest
+from assistant.pipeline import FinalRequest, FinalResult
+from assistant.turn import TurnJudge
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,10 @@ class Session:
         self._final_chain: asyncio.Task | None = None  # the latest utterance's final task
         self._tasks: set[asyncio.Task] = set()  # finals in flight
         self._partial_task: asyncio.Task | None = None
+        # The utterance's speculative final: (its Speculation, the task decoding it).
+        self._speculation: tuple[Speculation, asyncio.Task] | None = None
+        parser = getattr(pipeline, "parser", None)
+        self.judge = TurnJudge(parser, streaming.complete_confidence) if parser else None
         self._draining = False  # server shutdown: finishing, ignoring further input
         self.sample_rate = 16_000
         self._resampler: StreamResampler | None = None
@@ -298,6 +303,7 @@ class Session:
             vad=self.vad_factory() if self.vad_factory else None,
             partial_decoder=self.pipeline.partial,
             language=fixed,
+            judge=self.judge,
         )
         self._started, self._stopping = True, False
         self.ever_started = True
@@ -424,13 +430,68 @@ class Session:
 
     def _handle(self, found: list) -> None:
         """Endpoints become final tasks chained in utterance order; they do not block the
-        audio loop, so the next utterance is endpointed while this one is decoded."""
+        audio loop, so the next utterance is endpointed while this one is decoded. A
+        Speculation starts its final's decode before the endpoint (see _speculate)."""
         for event in found:
-            if isinstance(event, Endpoint):
-                task = asyncio.get_running_loop().create_task(self._final(event, self._final_chain))
+            if isinstance(event, Speculation):
+                self._drop_speculation()
+                task = self._spawn(self._speculate(event))
+                self._speculation = (event, task)
+            elif isinstance(event, Endpoint):
+                task = self._spawn(self._final(event, self._final_chain, self._take(event)))
                 self._final_chain = task
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _take(self, endpoint: Endpoint) -> asyncio.Task | None:
+        """The speculative decode of exactly this endpoint's audio, if one runs; any other
+        speculation is dropped (speech came after it: it costs CPU, never a second final)."""
+        spec = self._speculation
+        if spec is not None and (spec[0].utterance, spec[0].cut) == (
+            endpoint.utterance,
+            endpoint.cut,
+        ):
+            self._speculation = None
+            return spec[1]
+        self._drop_speculation()
+        return None
+
+    def _drop_speculation(self) -> None:
+        if self._speculation is not None:
+            self._speculation[1].cancel()  # still queued: never decoded; running: result unused
+            self._speculation = None
+
+    def _request(self, audio: np.ndarray, language: str | None) -> FinalRequest:
+        language = language or (None if self.language == "auto" else self.language)
+        return FinalRequest(audio, language, self.store, self.phrases)
+
+    async def _decode(self, request: FinalRequest) -> tuple[FinalResult | None, float]:
+        """(the final's result, ms it waited for its batch); (None, 0) when it failed."""
+        try:
+            result, wait_ms = await self.batcher.submit(request)
+            if self.answers is not None:
+                result = await self.answers.complete(result, request.store)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # logged where it failed (the batcher)
+            return None, 0.0
+        return result, wait_ms
+
+    async def _speculate(self, spec: Speculation) -> tuple[FinalResult | None, float]:
+        """Decode a Speculation's audio; its text is a verdict on the turn (TurnJudge) that
+        may end the utterance at once, whose endpoint then takes this very result."""
+        decoded = await self._decode(self._request(spec.audio, spec.language))
+        result = decoded[0]
+        if result is not None and self.judge is not None and self._policy is not None:
+            nbest = result.nbest
+            verdict = self.judge.of_result(nbest.text, nbest.language, result.nlu)
+            self._policy.settle(spec.utterance, spec.cut, verdict)
+            self._handle(self._policy.take_events())
+        return decoded
 
     def _maybe_partial(self) -> None:
         """Start a background partial decode when one is due and none is running."""
@@ -453,15 +514,19 @@ class Session:
             self.metrics.partial()
             await self.send(events.partial(event.utterance, event.text))
 
-    async def _final(self, endpoint: Endpoint, previous: asyncio.Task | None) -> None:
-        language = endpoint.language or (None if self.language == "auto" else self.language)
-        request = FinalRequest(endpoint.audio, language, self.store, self.phrases)
-        try:
-            result, wait_ms = await self.batcher.submit(request)
-            if self.answers is not None:
-                result = await self.answers.complete(result, request.store)
-        except Exception:  # logged where it failed (the batcher)
-            result = None
+    async def _final(
+        self, endpoint: Endpoint, previous: asyncio.Task | None, speculated: asyncio.Task | None
+    ) -> None:
+        """Send the final of `endpoint`: the speculative result when `speculated` decoded the
+        same audio, else a decode of its own."""
+        result = None
+        if speculated is not None:
+            await asyncio.wait([speculated])  # a dropped one does not cancel this task
+            if not speculated.cancelled():
+                result, wait_ms = speculated.result()
+        if result is None:  # no speculation, or it failed: decode the endpoint's audio
+            speculated = None
+            result, wait_ms = await self._decode(self._request(endpoint.audio, endpoint.language))
         if previous is not None:  # send in utterance order
             with contextlib.suppress(Exception):
                 await previous
@@ -473,7 +538,9 @@ class Session:
             )
             return
         self.metrics.utterance(events.final_timings(result, wait_ms))
-        await self.send(events.final(endpoint.utterance, result, endpoint, wait_ms))
+        await self.send(
+            events.final(endpoint.utterance, result, endpoint, wait_ms, speculated is not None)
+        )
         for code, message in result.errors:
             await self.error(ErrorCode(code), message, endpoint.utterance)
         if endpoint.reason == "max_length":
