@@ -95,23 +95,11 @@ class FirstPass(_Stage):
     partials (skipped while a final batch runs, one at a time: Pipeline.partial's rule)."""
 
     def __init__(self, config: PipelineConfig, max_batch: int, batch_wait_s: float) -> None:
-        from asr.backends import load_transcriber
-        from asr.transcriber import TranscriberConfig
         from assistant.inventory import Inventory
-        from assistant.pipeline import _load_phrases
+        from assistant.pipeline import _load_phrases, load_first_pass
 
         _quiet_logs()
-        transcriber = load_transcriber(
-            TranscriberConfig(
-                nbest=config.nbest,
-                cpu_threads=config.cpu_threads,
-                widen_beam=config.widen_beam,
-                window_s=config.window_s,
-                adapter=config.adapter,
-                device=config.device,
-            ),
-            backend=config.asr_backend,
-        )
+        transcriber = load_first_pass(config)
         phrases = _load_phrases(Inventory(config.database_url)) if config.phrases else None
         self.pipeline = Pipeline(transcriber, config=config, phrases=phrases)
         self.final.set_max_batch_size(max_batch)
@@ -476,7 +464,13 @@ class RayEngine:
         if self.server.port == 0:
             self.server = dataclasses.replace(self.server, port=_free_port(self.server.host))
         app = build_app(engine, self.server, self.pipeline, self.gpus)
-        serve._run(app, _blocking=False, name=APP, route_prefix=None)
+        serve._run(
+            app,
+            _blocking=False,
+            name=APP,
+            route_prefix=None,
+            logging_config={"enable_access_log": False},
+        )
         self._wait_running()
         self._wait_healthy()
         return self
