@@ -13,6 +13,13 @@ utterance it records:
   server stages              timings_ms of the final: wait (batching queue), asr, rescore,
                              nlu, answer, total
 
+  false cut-offs            finals beyond one per query sent (a query ended before its
+                             last word gives two), as a share of the queries
+
+Both the settings before issue 14 (lab.bench.stream_parity.BEFORE: fixed 500 ms endpoint, no
+speculation) and the current defaults (speculative finals, adaptive endpointing) are measured
+in the same run, one after the other on the same loaded pipeline.
+
 Usage:  python -m lab.bench.latency [--streams 1 4] [--utterances 6] [--out docs/latency]
 Writes OUT.json (every measurement) and OUT.md (tables). Say where it ran: the machine line
 is filled in from /proc/cpuinfo and the load average before and after.
@@ -69,6 +76,7 @@ async def one_stream(url: str, audio: np.ndarray, speed: float) -> list[dict]:
         row = {k: event["timings_ms"].get(k) for k in STAGES[1:]}
         row["end_of_speech_to_final"] = (arrived - speech_end_wall) * 1000.0
         row["language"], row["text"] = event["language"], event["text"]
+        row["speculative"], row["silence_ms"] = event.get("speculative"), event.get("silence_ms")
         out.append(row)
     return out
 
@@ -116,8 +124,7 @@ def main() -> int:
 
     from asr.streaming import StreamingConfig
     from assistant.pipeline import load_pipeline
-    from assistant.server import AssistantServer, ServerConfig
-    from lab.serving import ServerThread
+    from assistant.server import ServerConfig
 
     rows = fixture_rows()
     en = [r for r in rows.values() if r["language"] == "en"]
@@ -125,39 +132,16 @@ def main() -> int:
     load_before = os.getloadavg()
     pipeline = load_pipeline()
     reference_ms = reference_final_ms(pipeline, rows)
-    config = ServerConfig(
-        port=0, streaming=StreamingConfig(partials=not args.no_partials), max_batch=args.max_batch
-    )
+    import dataclasses
+
+    from lab.bench.stream_parity import BEFORE
+
+    after = StreamingConfig(partials=not args.no_partials)
     results: dict[str, dict] = {}
-    with ServerThread(AssistantServer(config, pipeline=pipeline)) as st:
-        max_batch = st.server._batcher.max_batch
-        for n in args.streams:
-            sessions = []
-            for s in range(n):  # each stream its own queries: EN and ES interleaved
-                k = args.utterances // 2
-                picks = [en[(s * k + i) % len(en)] for i in range(k)]
-                picks += [es[(s * k + i) % len(es)] for i in range(args.utterances - k)]
-                order = [q for pair in zip(picks[:k], picks[k:], strict=False) for q in pair]
-                sessions.append(session_audio(order, args.gap_s))
-            print(f"{n} stream(s), {args.utterances} queries each ...", file=sys.stderr, flush=True)
-
-            async def run_all(sessions=sessions):
-                return await asyncio.gather(*(one_stream(st.url, a, args.speed) for a in sessions))
-
-            started = time.perf_counter()
-            per_stream = asyncio.run(run_all())
-            finals = [r for stream in per_stream for r in stream if "error" not in r]
-            errors = [r["error"] for stream in per_stream for r in stream if "error" in r]
-            results[str(n)] = {
-                "streams": n,
-                "utterances": len(finals),
-                "errors": errors,
-                "wall_s": round(time.perf_counter() - started, 1),
-                "stages_ms": {
-                    stage: stage_percentiles([r.get(stage) for r in finals]) for stage in STAGES
-                },
-                "finals": finals,
-            }
+    for name, streaming in (("before", dataclasses.replace(after, **BEFORE)), ("after", after)):
+        config = ServerConfig(port=0, streaming=streaming, max_batch=args.max_batch)
+        results.update(measure(name, config, pipeline, en, es, args))
+        max_batch = results.pop("_max_batch")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
@@ -175,8 +159,9 @@ def main() -> int:
             "speed": args.speed,
             "gap_s": args.gap_s,
             "partials": not args.no_partials,
-            "endpoint_silence_ms": config.streaming.endpoint_silence_ms,
-            "batch_wait_ms": config.batch_wait_ms,
+            "streaming_before": BEFORE,
+            "streaming_after": dataclasses.asdict(after),
+            "batch_wait_ms": ServerConfig().batch_wait_ms,
             "max_batch": max_batch,
             "nbest": pipeline.config.nbest,
         },
@@ -187,6 +172,53 @@ def main() -> int:
     out.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def measure(name: str, config, pipeline, en: list, es: list, args) -> dict:
+    """One server with `config`: every concurrency level of args.streams -> {"NAME/N": ...}."""
+    from assistant.server import AssistantServer
+    from lab.serving import ServerThread
+
+    results: dict = {}
+    with ServerThread(AssistantServer(config, pipeline=pipeline)) as st:
+        results["_max_batch"] = st.server._batcher.max_batch
+        for n in args.streams:
+            sessions = []
+            for s in range(n):  # each stream its own queries: EN and ES interleaved
+                k = args.utterances // 2
+                picks = [en[(s * k + i) % len(en)] for i in range(k)]
+                picks += [es[(s * k + i) % len(es)] for i in range(args.utterances - k)]
+                order = [q for pair in zip(picks[:k], picks[k:], strict=False) for q in pair]
+                sessions.append(session_audio(order, args.gap_s))
+            print(f"{name}: {n} stream(s), {args.utterances} queries each", file=sys.stderr)
+
+            async def run_all(sessions=sessions):
+                return await asyncio.gather(*(one_stream(st.url, a, args.speed) for a in sessions))
+
+            started = time.perf_counter()
+            per_stream = asyncio.run(run_all())
+            finals = [r for stream in per_stream for r in stream if "error" not in r]
+            errors = [r["error"] for stream in per_stream for r in stream if "error" in r]
+            queries = n * args.utterances
+            extra = sum(
+                max(0, len([r for r in x if "error" not in r]) - args.utterances)
+                for x in per_stream
+            )
+            results[f"{name}/{n}"] = {
+                "settings": name,
+                "streams": n,
+                "queries": queries,
+                "utterances": len(finals),
+                "false_cut_offs": round(extra / queries, 4),
+                "speculative": sum(bool(r.get("speculative")) for r in finals),
+                "errors": errors,
+                "wall_s": round(time.perf_counter() - started, 1),
+                "stages_ms": {
+                    stage: stage_percentiles([r.get(stage) for r in finals]) for stage in STAGES
+                },
+                "finals": finals,
+            }
+    return results
 
 
 def markdown(report: dict) -> str:
@@ -217,7 +249,9 @@ def markdown(report: dict) -> str:
     ]
     for _key, res in report["results"].items():
         lines += [
-            f"## {res['streams']} concurrent stream(s): {res['utterances']} utterances, errors {res['errors'] or 'none'}",
+            f"## {res['settings']}: {res['streams']} concurrent stream(s): {res['queries']} queries, "
+            f"{res['utterances']} finals ({res['speculative']} speculative), false cut-offs "
+            f"{res['false_cut_offs']:.1%}, errors {res['errors'] or 'none'}",
             "",
             "| stage | p50 ms | p95 ms | n |",
             "| --- | ---: | ---: | ---: |",

@@ -2,12 +2,21 @@
 
     python -m lab.bench.loadtest --url ws://127.0.0.1:8765/ws --streams 1 2 4 --out docs/loadtest_cpu.json
     python -m lab.bench.loadtest --streams 1 2       # starts the real pipeline in-process on port 0
+    python -m lab.bench.loadtest --engine local ray --streams 1 2 4 8 --repeats 3 \
+        --out docs/results/loadtest_engines_cpu.json --markdown docs/results/loadtest_engines_cpu.md
 
 Each stream: `start` (language given), the clip's 16-bit PCM in 100 ms frames paced at
 `--speed` x real time, then `stop`. Final latency = time of the `final` event - time `stop`
 was sent: what a push-to-talk user waits after releasing the button (end of speech), the
 server's VAD endpointing, batching, first pass, rescoring, parsing and answer included.
 Streams start staggered by a random 0-1 s so that finals overlap as they would in a store.
+
+`--engine local ray`: the same load, on the same machine, against the single-process server
+(`assistant serve`) and then the Ray Serve deployment (`assistant serve --engine ray`, a local
+Ray with the machine's CPUs), one after the other, never at once. `--repeats R` runs each
+stream count R times (seeds 0..R-1) and pools the finals. A stream count is "real time" when
+the p95 final latency is under the mean clip length (the server keeps up with speech);
+`max_real_time_streams` is the highest count at which it and every lower count were.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import os
 import random
 import statistics
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -109,13 +119,136 @@ async def run_load(
     }
 
 
-def _in_process_server() -> ServerThread:
+def _in_process_server(pipeline_config=None) -> ServerThread:
     """The real pipeline (load_pipeline) behind an AssistantServer on port 0, in a thread."""
     from assistant.pipeline import load_pipeline
     from assistant.server import AssistantServer, ServerConfig
 
-    server = AssistantServer(ServerConfig(port=0, max_sessions=256), pipeline=load_pipeline())
+    server = AssistantServer(
+        ServerConfig(port=0, max_sessions=256), pipeline=load_pipeline(pipeline_config)
+    )
     return ServerThread(server).__enter__()
+
+
+class _Engine:
+    """A server of one engine for the load test: .url, and .close()."""
+
+    def __init__(self, engine: str, cpu_threads: int = 0, first_pass_replicas: int = 1) -> None:
+        from assistant.pipeline import PipelineConfig
+
+        pipeline = PipelineConfig(cpu_threads=cpu_threads)
+        self.name, self.settings = engine, {"cpu_threads": cpu_threads}
+        if engine == "local":
+            self._thread = _in_process_server(pipeline)
+            self.url = self._thread.url
+            self.describe = self._thread.server.pipeline.describe()
+            return
+        from assistant.engine import EngineConfig
+        from assistant.ray_engine import RayEngine
+        from assistant.server import ServerConfig
+
+        config = EngineConfig(engine="ray", first_pass_replicas=first_pass_replicas)
+        self.settings["first_pass_replicas"] = first_pass_replicas
+        self._ray = RayEngine(
+            config, ServerConfig(port=0, max_sessions=256), pipeline, log_to_driver=False
+        ).start()
+        self.url = self._ray.url
+        with urllib.request.urlopen(f"{self._ray.http_url}/healthz", timeout=10) as reply:
+            self.describe = json.loads(reply.read()).get("stages")
+
+    def close(self) -> None:
+        if self.name == "local":
+            self._thread.__exit__(None, None, None)
+        else:
+            self._ray.shutdown()
+
+
+def run_repeated(url: str, rows: list[dict], streams: int, speed: float, repeats: int) -> dict:
+    """`run_load` `repeats` times (seeds 0..repeats-1), the finals pooled."""
+    runs = []
+    for seed in range(repeats):
+        runs.append(asyncio.run(run_load(url, rows, streams, speed, seed=seed)))
+        time.sleep(1.0)  # the last final's later stages and partials settle
+    results = [r for run in runs for r in run["results"]]
+    lat = [r["final_latency_s"] for r in results]
+    q = percentiles(lat)
+    clip_s = float(np.mean([run["mean_clip_s"] for run in runs]))
+    stages = {
+        key: statistics.median(r["timings_ms"].get(key, 0.0) for r in results)
+        for key in ("wait", "asr", "rescore", "nlu", "answer", "total")
+    }
+    return {
+        "streams": streams,
+        "repeats": repeats,
+        "finals": len(results),
+        "final_p50_ms": 1000 * q["p50"],
+        "final_p95_ms": 1000 * q["p95"],
+        "final_max_ms": 1000 * max(lat),
+        "server_stage_ms_p50": stages,
+        "mean_clip_s": clip_s,
+        "real_time": 1000 * q["p95"] < 1000 * clip_s,
+        "empty_finals": sum(not r["text"].strip() for r in results),
+        "results": results,
+    }
+
+
+def max_real_time(runs: list[dict]) -> int:
+    """The highest stream count that stayed real time, with every lower count (0: none)."""
+    best = 0
+    for run in sorted(runs, key=lambda r: r["streams"]):
+        if not run["real_time"]:
+            break
+        best = run["streams"]
+    return best
+
+
+def render(report: dict) -> str:
+    """The Markdown of an engines report: command, machine, one row per engine and count."""
+    from lab.report import describe_machine, render_table
+
+    rows = []
+    for engine in report["engines"]:
+        for run in engine["runs"]:
+            st = run["server_stage_ms_p50"]
+            rows.append(
+                (
+                    engine["label"],
+                    run["streams"],
+                    run["finals"],
+                    f"{run['final_p50_ms']:.0f}",
+                    f"{run['final_p95_ms']:.0f}",
+                    f"{st['asr']:.0f}",
+                    f"{st['wait']:.0f}",
+                    "yes" if run["real_time"] else "no",
+                    f"{run['load_avg_1min'][0]:.2f} / {run['load_avg_1min'][1]:.2f}",
+                )
+            )
+    table = render_table(
+        (
+            "engine",
+            "streams",
+            "finals",
+            "p50 ms",
+            "p95 ms",
+            "asr p50 ms",
+            "wait p50 ms",
+            "real time",
+            "load 1 min (start / end)",
+        ),
+        rows,
+        "lrrrrrrll",
+    )
+    best = "\n".join(
+        f"- {e['label']}: {e['max_real_time_streams']} stream(s) in real time "
+        f"(p95 under the mean clip, {e['runs'][0]['mean_clip_s']:.1f} s)"
+        for e in report["engines"]
+    )
+    return (
+        f"# Load test across engines\n\nCommand: `{report['command']}`\n\n"
+        f"Machine: {describe_machine(report['machine'])}\n\n"
+        f"Final latency = `final` event - `stop` sent (end of speech), per stream; clips at "
+        f"{report['speed']:g} x real time.\n\n{table}\n{best}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,9 +260,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="x real time")
     parser.add_argument("--fixtures", type=Path, default=FIXTURES)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--engine",
+        nargs="+",
+        choices=("local", "ray"),
+        default=None,
+        help="start these engines in turn on this machine (instead of --url / one in-process)",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="runs per stream count (pooled)")
+    parser.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 threads")
+    parser.add_argument(
+        "--first-pass-replicas", type=int, nargs="+", default=[1], help="ray: Whisper replicas"
+    )
+    parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rows = load_fixtures(args.fixtures)
+    if args.engine:
+        return _engines(args, rows, argv)
     thread = None
     url = args.url
     if url is None:
@@ -160,3 +308,52 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _engines(args, rows: list[dict], argv: list[str] | None) -> int:
+    """--engine: each engine (and Ray first-pass replica count) in turn, the same load."""
+    import sys
+
+    from lab.report import write_report
+
+    command = "python -m lab.bench.loadtest " + " ".join(argv if argv is not None else sys.argv[1:])
+    report = {"command": command, "machine": machine_info(), "speed": args.speed, "engines": []}
+    plan = [
+        (name, k)
+        for name in args.engine
+        for k in (args.first_pass_replicas if name == "ray" else [1])
+    ]
+    for name, replicas in plan:
+        engine = _Engine(name, args.cpu_threads, replicas)
+        label = name if name == "local" else f"ray ({replicas} first-pass replica(s))"
+        entry = {
+            "engine": name,
+            "label": label,
+            "settings": engine.settings,
+            "stages": engine.describe,
+        }
+        entry["runs"] = []
+        report["engines"].append(entry)
+        try:
+            asyncio.run(run_load(engine.url, rows, 1, args.speed, seed=99))  # warm-up, not kept
+            for n in args.streams:
+                load_start = os.getloadavg()[0]
+                run = run_repeated(engine.url, rows, n, args.speed, args.repeats)
+                run["load_avg_1min"] = [load_start, os.getloadavg()[0]]
+                entry["runs"].append(run)
+                entry["max_real_time_streams"] = max_real_time(entry["runs"])
+                log.info(
+                    "%s, %d streams: p50 %.0f ms, p95 %.0f ms",
+                    label,
+                    n,
+                    run["final_p50_ms"],
+                    run["final_p95_ms"],
+                )
+                if args.out:
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    write_report(report, render, args.out, args.markdown)
+        finally:
+            engine.close()
+    text = write_report(report, render, args.out, args.markdown)
+    print(text)
+    return 0
