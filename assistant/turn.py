@@ -19,7 +19,6 @@ one of its required entities -> True, the same intent without them -> False, any
 from __future__ import annotations
 
 import logging
-import re
 
 from textnorm import normalize
 from textnorm.numbers import ONES_TENS_HUNDREDS
@@ -45,8 +44,8 @@ REQUIRED = {
     "top_sellers": ("DEPARTMENT", "DATE", "PRODUCT", "BRAND"),
     "associate_schedule": ("PERSON", "DEPARTMENT", "DATE"),
 }
+# normalize() spells digits out, so a trailing number is always one of these words.
 _NUMBER_WORDS = set(ONES_TENS_HUNDREDS) | {"hundred", "thousand", "mil", "cien", "ciento"}
-_DIGITS = re.compile(r"\d")
 
 
 def judge_nlu(nlu, min_confidence: float) -> bool | None:
@@ -65,7 +64,7 @@ def trailing_verdict(text: str, language: str) -> tuple[bool, bool | None]:
     last = words[-1]
     if last in TRAILING.get(language, TRAILING["en"]):
         return True, False
-    if last in _NUMBER_WORDS or _DIGITS.search(last):
+    if last in _NUMBER_WORDS:
         return True, None
     return False, None
 
