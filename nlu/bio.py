@@ -104,11 +104,14 @@ def spans_to_ids(
     offsets: Sequence[tuple[int, int]],
     spans: Iterable[Any],
     ignore_index: int = IGNORE_INDEX,
+    tag_to_id: dict[str, int] | None = None,
 ) -> list[int]:
-    """Like `spans_to_tags` but as indices into BIO_TAGS, special tokens set to `ignore_index`."""
+    """Like `spans_to_tags` but as indices into a tag set (`tag_to_id`, default the retail
+    BIO_TAGS), special tokens set to `ignore_index`."""
+    tag_to_id = tag_to_id or TAG_TO_ID
     tags = spans_to_tags(text, offsets, spans)
     return [
-        ignore_index if _is_special(raw) else TAG_TO_ID[tag]
+        ignore_index if _is_special(raw) else tag_to_id[tag]
         for raw, tag in zip(offsets, tags, strict=True)
     ]
 
@@ -145,6 +148,7 @@ def tags_to_spans(
     offsets: Sequence[tuple[int, int]],
     tags: Sequence[str | int],
     scores: Sequence[float] | None = None,
+    tag_names: Sequence[str] = BIO_TAGS,
 ) -> list[Entity]:
     """Decode token tags into character-span entities.
 
@@ -156,8 +160,9 @@ def tags_to_spans(
     Args:
         text: the encoded string.
         offsets: per-token (start, end).
-        tags: per-token tag strings or BIO_TAGS indices (IGNORE_INDEX treated as "O").
+        tags: per-token tag strings or indices into `tag_names` (IGNORE_INDEX treated as "O").
         scores: optional per-token confidence in [0, 1]; an entity's score is their mean.
+        tag_names: the tag set integer tags index (default the retail BIO_TAGS).
     Returns:
         entities in text order.
     """
@@ -176,7 +181,7 @@ def tags_to_spans(
     for i, (raw, (s, e)) in enumerate(zip(offsets, trimmed, strict=True)):
         tag = tags[i]
         if isinstance(tag, int):
-            tag = BIO_TAGS[tag] if 0 <= tag < len(BIO_TAGS) else "O"
+            tag = tag_names[tag] if 0 <= tag < len(tag_names) else "O"
         if _is_special(raw) or tag == "O":
             close()
             continue

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlu.bio import TAG_TO_ID, tags_to_spans, word_starts
-from nlu.schema import BIO_TAGS, INTENTS, NluResult
+from nlu.bio import tags_to_spans, word_starts
+from nlu.schema import RETAIL, LabelSet, NluResult
 
 LANGUAGES: tuple[str, ...] = ("en", "es")
 
@@ -17,7 +17,9 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def word_level_tags(text: str, offsets: list[tuple[int, int]], tags: list[int]) -> list[int]:
+def word_level_tags(
+    text: str, offsets: list[tuple[int, int]], tags: list[int], labels: LabelSet = RETAIL
+) -> list[int]:
     """Make each word's later pieces continue its first piece's tag (B-X/I-X -> I-X, O -> O).
 
     A small student sometimes tags only some pieces of a word ("com|ing" -> "ing" as an
@@ -26,6 +28,7 @@ def word_level_tags(text: str, offsets: list[tuple[int, int]], tags: list[int]) 
     first-sub-word NER evaluation.
     """
     out = list(tags)
+    names, tag_to_id = labels.tags, labels.tag_to_id
     first: int | None = None  # tag of the current word's first piece with a letter or digit
     for i, start in enumerate(word_starts(text, offsets)):
         s, e = offsets[i]
@@ -38,7 +41,7 @@ def word_level_tags(text: str, offsets: list[tuple[int, int]], tags: list[int]) 
             if any(ch.isalnum() for ch in text[s:e]):
                 first = out[i]
             continue
-        out[i] = 0 if first == 0 else TAG_TO_ID["I-" + BIO_TAGS[first].split("-", 1)[1]]
+        out[i] = 0 if first == 0 else tag_to_id["I-" + names[first].split("-", 1)[1]]
     return out
 
 
@@ -50,6 +53,7 @@ def decode(
     tag_logits: np.ndarray,
     language: str | None = None,
     word_level: bool = True,
+    labels: LabelSet = RETAIL,
 ) -> NluResult:
     """One query.
 
@@ -61,6 +65,7 @@ def decode(
         language: when the caller knows it ("en"/"es"), it wins over the model's guess.
         word_level: every sub-word takes the tag of its word's first piece (see
             `word_level_tags`); False decodes each piece's own tag.
+        labels: the intents and tags the logits index (the model's labels.json).
     """
     intent_p = softmax(intent_logits)
     k = int(intent_p.argmax())
@@ -70,6 +75,6 @@ def decode(
     tags = [int(t) for t in tag_p.argmax(-1)]
     scores = tag_p.max(-1)
     if word_level:
-        tags = word_level_tags(text, offsets, tags)
-    entities = tags_to_spans(text, offsets, tags, scores.tolist())
-    return NluResult(text, language, INTENTS[k], float(intent_p[k]), tuple(entities))
+        tags = word_level_tags(text, offsets, tags, labels)
+    entities = tags_to_spans(text, offsets, tags, scores.tolist(), labels.tags)
+    return NluResult(text, language, labels.intents[k], float(intent_p[k]), tuple(entities))

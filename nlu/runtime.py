@@ -19,7 +19,7 @@ import numpy as np
 
 from nlu.decode import decode
 from nlu.onnx import onnx_providers
-from nlu.schema import INTENTS, NluResult
+from nlu.schema import LabelSet, NluResult
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,8 @@ class OnnxParser:
             raise ValueError(f"precision must be auto, int8 or fp32, not {precision!r}")
         if not files[precision].exists():
             raise FileNotFoundError(f"{files[precision]} not found")
-        labels = json.loads((self.model_dir / "labels.json").read_text())
-        if tuple(labels["intents"]) != INTENTS:
-            raise ValueError(f"{self.model_dir}: labels.json does not match nlu.schema")
+        # the student's own intents and tags: the retail schema or a domain pack's
+        self.labels = LabelSet.from_json(json.loads((self.model_dir / "labels.json").read_text()))
         self.precision = precision
         opts = ort.SessionOptions()
         if threads:
@@ -89,7 +88,7 @@ class OnnxParser:
         log.info("NLU student %s (%s) loaded", self.model_dir, precision)
 
     def logits(self, texts: Sequence[str]) -> tuple[list, dict[str, np.ndarray]]:
-        """Encodings and raw outputs: intent [B,5], language [B,2], tags [B,T,17]."""
+        """Encodings and raw outputs: intent [B, n_intents], language [B, 2], tags [B, T, n_tags]."""
         # One query: plain encode; encode_batch would wake the tokenizer's thread pool,
         # which competes with ONNX Runtime's threads for a few microseconds of work.
         texts = list(texts)
@@ -117,6 +116,7 @@ class OnnxParser:
                 out["language"][i],
                 out["tags"][i],
                 languages[i],
+                labels=self.labels,
             )
             for i, (text, enc) in enumerate(zip(texts, encs, strict=True))
         ]

@@ -22,10 +22,51 @@ ENTITY_LABELS: tuple[str, ...] = (
     "PERSON",
     "STORE",
 )
-# BIO tag set shared by corpus, teacher and student: index 0 is "O".
-BIO_TAGS: tuple[str, ...] = ("O",) + tuple(
-    f"{prefix}-{label}" for label in ENTITY_LABELS for prefix in ("B", "I")
-)
+
+
+def bio_tags(entities: tuple[str, ...]) -> tuple[str, ...]:
+    """The BIO tag set of an entity list: index 0 is "O", then B-X, I-X per label in order."""
+    return ("O",) + tuple(f"{prefix}-{label}" for label in entities for prefix in ("B", "I"))
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """A domain's intents and entity labels, and the BIO tags the tagger predicts.
+
+    The retail schema (ANNOTATION.md) is `RETAIL`; a domain pack (assistant.domain) declares
+    its own, and a trained student carries its set in labels.json (`from_json` / `to_json`).
+    """
+
+    intents: tuple[str, ...]
+    entities: tuple[str, ...]
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return bio_tags(self.entities)
+
+    @property
+    def tag_to_id(self) -> dict[str, int]:
+        return {tag: i for i, tag in enumerate(self.tags)}
+
+    def to_json(self) -> dict:
+        """The labels.json shape of a model directory."""
+        return {
+            "intents": list(self.intents),
+            "tags": list(self.tags),
+            "entities": list(self.entities),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> LabelSet:
+        labels = cls(tuple(data["intents"]), tuple(data["entities"]))
+        if "tags" in data and tuple(data["tags"]) != labels.tags:
+            raise ValueError("labels.json: tags do not follow its entities in B/I order")
+        return labels
+
+
+# BIO tag set shared by corpus, teacher and student of the retail domain: index 0 is "O".
+BIO_TAGS: tuple[str, ...] = bio_tags(ENTITY_LABELS)
+RETAIL = LabelSet(INTENTS, ENTITY_LABELS)
 
 
 @dataclass(frozen=True)

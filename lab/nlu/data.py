@@ -15,9 +15,15 @@ from pathlib import Path
 
 from nlu.bio import IGNORE_INDEX, spans_to_ids
 from nlu.decode import LANGUAGES
-from nlu.schema import INTENTS
+from nlu.schema import RETAIL, LabelSet
 
 PAD_ID = 1  # XLM-R <pad>
+
+
+def load_labels(corpus: str | Path) -> LabelSet:
+    """The corpus's labels.json (a domain pack's corpus, lab.domains), else the retail schema."""
+    path = Path(corpus) / "labels.json"
+    return LabelSet.from_json(json.loads(path.read_text())) if path.exists() else RETAIL
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -40,17 +46,20 @@ class Example:
     language: int
 
 
-def encode_labelled(tokenizer, rows: Sequence[dict], max_len: int = 64) -> list[Example]:
+def encode_labelled(
+    tokenizer, rows: Sequence[dict], max_len: int = 64, labels: LabelSet = RETAIL
+) -> list[Example]:
     """tokenizer: a `tokenizers.Tokenizer` that adds <s> ... </s> and reports offsets."""
     out = []
+    tag_to_id = labels.tag_to_id
     encs = tokenizer.encode_batch([r["text"] for r in rows])
     for row, enc in zip(rows, encs, strict=True):
-        tags = spans_to_ids(row["text"], enc.offsets, row["entities"])
+        tags = spans_to_ids(row["text"], enc.offsets, row["entities"], tag_to_id=tag_to_id)
         ids = list(enc.ids)
         if len(ids) > max_len:  # keep </s> so the sequence shape matches inference
             ids, tags = ids[: max_len - 1] + ids[-1:], tags[: max_len - 1] + [IGNORE_INDEX]
         lang = LANGUAGES.index(row["language"]) if row.get("language") in LANGUAGES else -100
-        out.append(Example(ids, tags, INTENTS.index(row["intent"]), lang))
+        out.append(Example(ids, tags, labels.intents.index(row["intent"]), lang))
     return out
 
 

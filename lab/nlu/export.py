@@ -21,7 +21,6 @@ import torch
 
 from lab.nlu.modeling import JointModel
 from nlu.decode import LANGUAGES
-from nlu.schema import BIO_TAGS, ENTITY_LABELS, INTENTS
 
 log = logging.getLogger(__name__)
 INPUTS = ("input_ids", "attention_mask")
@@ -93,8 +92,7 @@ def write_model_dir(
     if not keep_fp32:
         fp32.unlink()
     shutil.copy(tokenizer or model_dir / "tokenizer.json", out / "tokenizer.json")
-    labels = {"intents": list(INTENTS), "tags": list(BIO_TAGS), "entities": list(ENTITY_LABELS)}
-    labels["languages"] = list(LANGUAGES)
+    labels = model.config.labels.to_json() | {"languages": list(LANGUAGES)}
     (out / "labels.json").write_text(json.dumps(labels, indent=1))
     cfg = json.loads((model_dir / "config.json").read_text())
     cfg |= {"params": model.n_params(), "inputs": list(INPUTS), "outputs": list(OUTPUTS)}

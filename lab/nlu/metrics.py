@@ -45,8 +45,13 @@ def _f1(tp: int, n_pred: int, n_gold: int) -> dict:
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "support": n_gold}
 
 
-def score(examples: Sequence[dict], predictions: Sequence[NluResult]) -> dict:
-    """examples: corpus rows {"text","language","intent","entities":[{start,end,label}]}.
+def score(
+    examples: Sequence[dict],
+    predictions: Sequence[NluResult],
+    entity_labels: Sequence[str] = ENTITY_LABELS,
+) -> dict:
+    """examples: corpus rows {"text","language","intent","entities":[{start,end,label}]};
+    entity_labels: the domain's labels (default the retail schema).
 
     Returns {"n", "intent_accuracy", "by_language": {lang: {"n","intent_accuracy",
     "exact": {"micro": {...}, label: {...}}, "relaxed": {...}}}, "all": {same, both languages}}.
@@ -63,7 +68,7 @@ def score(examples: Sequence[dict], predictions: Sequence[NluResult]) -> dict:
             intents[lang][0] += int(pred.intent == ex["intent"])
             intents[lang][1] += 1
             for mode, relaxed in (("exact", False), ("relaxed", True)):
-                for label in ENTITY_LABELS:
+                for label in entity_labels:
                     g = [s for s in gold if s[2] == label]
                     p = [s for s in pr if s[2] == label]
                     c = counts[(lang, mode)][label]
@@ -82,7 +87,7 @@ def score(examples: Sequence[dict], predictions: Sequence[NluResult]) -> dict:
             npred = sum(v[1] for v in per.values())
             ngold = sum(v[2] for v in per.values())
             block[mode] = {"micro": _f1(tp, npred, ngold)} | {
-                label: _f1(*per[label]) for label in ENTITY_LABELS if per[label][2] or per[label][1]
+                label: _f1(*per[label]) for label in entity_labels if per[label][2] or per[label][1]
             }
         if lang == "all":
             out["all"] = block

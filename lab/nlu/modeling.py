@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nlu.schema import BIO_TAGS, INTENTS
+from nlu.schema import BIO_TAGS, ENTITY_LABELS, INTENTS, LabelSet
 
 LANGUAGES: tuple[str, ...] = ("en", "es")
 
@@ -39,6 +39,23 @@ class EncoderConfig:
     n_intents: int = len(INTENTS)
     n_tags: int = len(BIO_TAGS)
     n_languages: int = len(LANGUAGES)
+    # the names the heads predict (a config saved before domain packs: the retail schema)
+    intents: list[str] = field(default_factory=lambda: list(INTENTS))
+    entities: list[str] = field(default_factory=lambda: list(ENTITY_LABELS))
+
+    @property
+    def labels(self) -> LabelSet:
+        return LabelSet(tuple(self.intents), tuple(self.entities))
+
+    def with_labels(self, labels: LabelSet) -> EncoderConfig:
+        """The same architecture with heads sized for `labels`."""
+        return replace(
+            self,
+            intents=list(labels.intents),
+            entities=list(labels.entities),
+            n_intents=len(labels.intents),
+            n_tags=len(labels.tags),
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> EncoderConfig:

@@ -31,7 +31,7 @@ def student_config(
         ffn=ffn,
         max_positions=teacher.max_positions,
         eps=teacher.eps,
-    )
+    ).with_labels(teacher.labels)
 
 
 def default_layer_map(n_teacher: int, n_student: int) -> list[int]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lab.nlu.e5file import read_e5, read_packed
+from nlu.schema import RETAIL, LabelSet
 
 log = logging.getLogger(__name__)
 FULL_TEACHER_PARAMS = 117_500_000  # approx.; `full_teacher_params()` computes it exactly
@@ -29,10 +30,16 @@ def full_teacher_params() -> int:
     return emb + h.layers * per_layer
 
 
-def build_teacher(old_ids: Sequence[int] | None, seed: int = 13, packed: str | Path | None = None):
+def build_teacher(
+    old_ids: Sequence[int] | None,
+    seed: int = 13,
+    packed: str | Path | None = None,
+    labels: LabelSet = RETAIL,
+):
     """JointModel with e5-small weights; old_ids[new_id] = row in the full embedding.
 
     With `packed` (a file from `lab.nlu.e5file.pack_pruned`, already pruned), old_ids is None.
+    The heads (new, random) predict `labels`.
     """
     import torch  # noqa: PLC0415 - training only
 
@@ -51,7 +58,7 @@ def build_teacher(old_ids: Sequence[int] | None, seed: int = 13, packed: str | P
         ffn=header.ffn,
         max_positions=header.max_positions,
         eps=header.eps,
-    )
+    ).with_labels(labels)
     torch.manual_seed(seed)
     model = JointModel(cfg)
     sd = {

@@ -46,7 +46,7 @@ from lab.nlu.modeling import JointModel
 from lab.nlu.student import default_layer_map, init_from_teacher, init_random, student_config
 from lab.report import percentiles
 from nlu.decode import decode
-from nlu.schema import NluResult
+from nlu.schema import RETAIL, LabelSet, NluResult
 
 log = logging.getLogger("lab.nlu.train")
 EVAL_SEED = (
@@ -327,7 +327,7 @@ def augmented_items(tok, train_rows: list[dict], cfg: TrainConfig) -> list[D.Exa
     rows = augment_rows(train_rows, augmenter, cfg.aug_rows, cfg.seed)
     rng = random.Random(cfg.seed + 1)
     rows += rng.sample(train_rows, min(cfg.aug_rows, len(train_rows)))
-    return D.encode_labelled(tok, rows, cfg.max_len)
+    return D.encode_labelled(tok, rows, cfg.max_len, D.load_labels(cfg.corpus))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -335,7 +335,8 @@ def augmented_items(tok, train_rows: list[dict], cfg: TrainConfig) -> list[D.Exa
 def predict(
     model: JointModel, tokenizer, texts: Sequence[str], device: torch.device, batch_size: int = 256
 ) -> list[NluResult]:
-    """Torch predictions decoded exactly as the ONNX runtime decodes them."""
+    """Torch predictions decoded exactly as the ONNX runtime decodes them (with the labels
+    the model's config names)."""
     model.eval()
     out: list[NluResult] = []
     for i in range(0, len(texts), batch_size):
@@ -346,13 +347,26 @@ def predict(
             o = model(b["input_ids"].to(device), b["attention_mask"].to(device))
         o = {k: v.float().cpu().numpy() for k, v in o.items()}
         for j, (text, enc) in enumerate(zip(chunk, encs, strict=True)):
-            out.append(decode(text, enc.offsets, o["intent"][j], o["language"][j], o["tags"][j]))
+            out.append(
+                decode(
+                    text,
+                    enc.offsets,
+                    o["intent"][j],
+                    o["language"][j],
+                    o["tags"][j],
+                    labels=model.config.labels,
+                )
+            )
     return out
 
 
 def evaluate(model, tokenizer, sets: dict[str, list[dict]], device) -> dict:
     return {
-        name: score(rows, predict(model, tokenizer, [r["text"] for r in rows], device))
+        name: score(
+            rows,
+            predict(model, tokenizer, [r["text"] for r in rows], device),
+            model.config.labels.entities,
+        )
         for name, rows in sets.items()
     }
 
@@ -428,14 +442,15 @@ def prepare(corpus: str, out: str, generic: int = 12000, limit: int = 0) -> None
     log.info("wrote %s (teacher: %d parameters)", out, teacher.n_params())
 
 
-def load_init(init: str | Path) -> JointModel:
-    """The pre-trained (not fine-tuned) teacher of a `prepare` folder (or, for tests and other
-    teachers, a JointModel saved there as model.safetensors)."""
+def load_init(init: str | Path, labels: LabelSet = RETAIL) -> JointModel:
+    """The pre-trained (not fine-tuned) teacher of a `prepare` folder with fresh heads for
+    `labels` (or, for tests and other teachers, a JointModel saved there as
+    model.safetensors, with the heads it has)."""
     from lab.nlu.teacher import build_teacher  # noqa: PLC0415
 
     if (Path(init) / "model.safetensors").exists():
         return JointModel.load(init)
-    return build_teacher(None, packed=Path(init) / "teacher-q4.safetensors").eval()
+    return build_teacher(None, packed=Path(init) / "teacher-q4.safetensors", labels=labels).eval()
 
 
 class Stages:
@@ -557,7 +572,8 @@ def setup(cfg: TrainConfig, t_entry: float) -> Run:
     out.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer.from_file(str(Path(cfg.init) / "tokenizer.json"))
     train_rows, unlabelled, sets = _load_corpus(cfg)
-    labelled = D.encode_labelled(tok, train_rows, cfg.max_len)
+    labels = D.load_labels(cfg.corpus)
+    labelled = D.encode_labelled(tok, train_rows, cfg.max_len, labels)
     pool: list[D.Example] = []
     if {"rep", "logit"} & set(cfg.stages) or cfg.ablations:
         pool_texts = unlabelled + [r["text"] for r in train_rows]
@@ -587,7 +603,7 @@ def fine_tune_teacher(r: Run) -> JointModel:
     else:
         # Full fine-tuning except the word embeddings (the pruned vocabulary holds pieces
         # training never sees; freezing keeps them where pre-training put them).
-        teacher = load_init(cfg.init).to(r.device)
+        teacher = load_init(cfg.init, D.load_labels(cfg.corpus)).to(r.device)
         teacher = r.fit(
             "teacher",
             teacher,
