@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from lab.nlu.corpus.generate import CorpusConfig, build_corpus
+from lab.nlu.corpus.generate import DEFAULT_TEMPLATES, CorpusConfig, build_corpus
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="generate train/dev/test JSONL, unlabelled.txt and stats.json")
     b.add_argument("--catalog", required=True, help="catalog JSONL (`assistant catalog --json`)")
     b.add_argument("--out", required=True, help="output folder (created)")
+    b.add_argument(
+        "--templates",
+        default=str(DEFAULT_TEMPLATES),
+        help="templates YAML, language -> intent -> templates (default: the retail pack's)",
+    )
     b.add_argument("--seed", type=int, default=CorpusConfig.seed)
     b.add_argument(
         "--n", type=int, default=CorpusConfig.n_examples, help="labelled examples, all splits"
@@ -37,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         t0 = time.perf_counter()
         stats = build_corpus(
-            args.catalog, args.out, cfg, doc=args.doc, progress=not args.no_progress
+            args.catalog,
+            args.out,
+            cfg,
+            doc=args.doc,
+            progress=not args.no_progress,
+            templates=args.templates,
         )
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

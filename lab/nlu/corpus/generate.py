@@ -3,6 +3,11 @@
 Splits hold out generalization units: the test (and dev) split uses templates, product lines
 and associate first names that train never sees, so scores measure new wordings, products
 and people rather than memory of the fixtures.
+
+The query templates are data, not code: a domain pack's `templates.yaml` (language ->
+intent -> list of template strings; default the retail pack's,
+`assistant/domains/retail/templates.yaml`, whose header comment documents the template
+mini-language that `lab.nlu.corpus.render` fills). `build --templates PATH` points at another.
 """
 
 from __future__ import annotations
@@ -16,17 +21,20 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import yaml
 from tqdm import tqdm
 
+import assistant
 from lab.nlu.corpus.catalog import Product, load_catalog
 from lab.nlu.corpus.render import Renderer, Template
 from lab.nlu.corpus.stats import corpus_stats, write_markdown
-from lab.nlu.corpus.templates_en import TEMPLATES as TEMPLATES_EN
-from lab.nlu.corpus.templates_es import TEMPLATES as TEMPLATES_ES
 from lab.nlu.corpus.unlabelled import unlabelled_pool
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
+LANGUAGES = ("en", "es")  # what the renderer and the lexicon know
+# The retail domain pack's templates, read from the installed `assistant` package.
+DEFAULT_TEMPLATES = Path(assistant.__file__).parent / "domains" / "retail" / "templates.yaml"
 
 
 @dataclass(frozen=True)
@@ -61,15 +69,39 @@ class CorpusConfig:
             raise ValueError("n_examples must be at least 10")
 
 
-def all_templates() -> list[Template]:
-    """Every template of both languages, with ids `<lang>.<intent>.<index>`."""
+def load_templates(path: str | Path = DEFAULT_TEMPLATES) -> list[Template]:
+    """Every template of a templates YAML file (language -> intent -> list of strings), with
+    ids `<lang>.<intent>.<index>`, in the file's order.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not valid YAML of that shape, or names a language other than en/es.
+    """
+    path = Path(path)
+    try:
+        table = yaml.safe_load(path.read_text("utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: expected a mapping of language -> intent -> templates")
     out = []
-    for lang, table in (("en", TEMPLATES_EN), ("es", TEMPLATES_ES)):
-        for intent, texts in table.items():
+    for lang, intents in table.items():
+        if lang not in LANGUAGES:
+            raise ValueError(f"{path}: language {lang!r} is not one of {', '.join(LANGUAGES)}")
+        if not isinstance(intents, dict):
+            raise ValueError(f"{path}: {lang}: expected a mapping of intent -> templates")
+        for intent, texts in intents.items():
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise ValueError(f"{path}: {lang}.{intent}: expected a list of strings")
             out.extend(
                 Template(f"{lang}.{intent}.{i}", lang, intent, t) for i, t in enumerate(texts)
             )
     return out
+
+
+def all_templates(path: str | Path | None = None) -> list[Template]:
+    """Every template of `path` (default: the retail pack's `templates.yaml`)."""
+    return load_templates(DEFAULT_TEMPLATES if path is None else path)
 
 
 def _three_way(
@@ -194,8 +226,11 @@ def build_corpus(
     cfg: CorpusConfig,
     doc: str | Path | None = None,
     progress: bool = True,
+    templates: str | Path | None = None,
 ) -> dict:
     """Generate train/dev/test JSONL, unlabelled.txt and stats.json under `out_dir`.
+
+    `templates` is a templates YAML file (default: the retail pack's `templates.yaml`).
 
     Returns:
         the statistics dict (also written to stats.json); wall time is logged, not stored,
@@ -203,18 +238,32 @@ def build_corpus(
     """
     t0 = time.perf_counter()
     rng = random.Random(cfg.seed)
-    products = load_catalog(catalog)
-    lexicon = load_lexicon()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-
-    templates = all_templates()
+    templates = all_templates(templates)
     template_split: dict[str, dict[tuple[str, str], list[Template]]] = {
         s: defaultdict(list) for s in SPLITS
     }
     groups: dict[tuple[str, str], list[Template]] = defaultdict(list)
     for t in templates:
         groups[(t.language, t.intent)].append(t)
+    languages = [
+        lang
+        for lang, share in (("en", 1 - cfg.spanish_share), ("es", cfg.spanish_share))
+        if share > 0
+    ]
+    missing = [
+        f"{lang}.{i}"
+        for lang in languages
+        for i in sorted(cfg.intent_weights)
+        if not groups.get((lang, i))
+    ]
+    if missing:
+        raise ValueError(f"no templates for {', '.join(missing)}")
+
+    products = load_catalog(catalog)
+    lexicon = load_lexicon()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
     for key, chosen in _split_templates(groups, cfg, rng).items():
         for split in SPLITS:
             template_split[split][key] = chosen[split]
