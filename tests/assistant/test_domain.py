@@ -1,0 +1,121 @@
+"""Domain packs at run time: loading and checking pack.yaml, canonical slot values, answers
+from templates, and the retail pack's shape (the labels the shipped student predicts)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant.domain import DomainError, available_domains, load_domain
+from assistant.slots import SlotFiller, slot_values
+from assistant.template_answer import TemplateAnswerer, fill_template
+from nlu.schema import RETAIL, Entity, NluResult
+
+TINY = Path(__file__).resolve().parents[1] / "fixtures" / "domains" / "tiny"
+
+
+def test_installed_packs_load_with_their_labels():
+    assert {"retail", "coffee"} <= set(available_domains())
+    retail = load_domain("retail")
+    assert retail.labels == RETAIL and retail.is_retail and retail.student is None
+    assert set(retail.templates) == {"en", "es"}  # the corpus templates live in the pack
+    coffee = load_domain("coffee")
+    assert coffee.labels.intents == ("orderDrink", "out_of_scope")
+    assert coffee.labels.entities[:2] == ("coffeeDrink", "size")
+    assert len(coffee.templates["en"]["orderDrink"]) > 80  # the grammar, then our phrasings
+    assert "iced mocha" in coffee.slots["coffeeDrink"].values
+
+
+def test_canonical_values_from_aliases_digits_and_near_misses():
+    coffee = load_domain("coffee")
+    assert coffee.canonical("size", "8 oz") == "eight ounce"
+    assert coffee.canonical("size", "12 ounce") == "twelve ounce"  # digits spelled out
+    assert coffee.canonical("size", "Twelve ounces") == "twelve ounce"  # close enough
+    assert coffee.canonical("coffeeDrink", "Cappucino") == "cappuccino"
+    assert coffee.canonical("coffeeDrink", "hot chocolate") is None
+    assert coffee.canonical("nonexistent", "latte") is None
+
+
+def test_pack_errors_name_the_problem(tmp_path):
+    with pytest.raises(DomainError, match="no domain pack 'nope'.*installed: .*coffee"):
+        load_domain("nope")
+    pack = tmp_path / "bad"
+    shutil.copytree(TINY, pack)
+    text = (pack / "pack.yaml").read_text()
+    (pack / "pack.yaml").write_text(text.replace("slots: [room, color]", "slots: [room, hue]"))
+    load_domain.cache_clear()
+    with pytest.raises(DomainError, match="slot 'hue'"):
+        load_domain(pack)
+    (pack / "pack.yaml").write_text(
+        text.replace("  es:\n    lights_on:", "  fr:\n    lights_on:", 1)
+    )
+    load_domain.cache_clear()
+    with pytest.raises(DomainError, match="language 'fr'"):
+        load_domain(pack)
+    (pack / "pack.yaml").write_text("name: x\n")
+    load_domain.cache_clear()
+    with pytest.raises(DomainError, match="missing 'languages'"):
+        load_domain(pack)
+    (pack / "pack.yaml").write_text("name: [unclosed\n")
+    load_domain.cache_clear()
+    with pytest.raises(DomainError, match="not valid YAML"):
+        load_domain(pack)
+
+
+def test_fill_template_drops_chunks_of_missing_slots():
+    t = "One[ {size}] {coffeeDrink}[ with {milkAmount}][ and {sugarAmount}], coming up."
+    assert fill_template(t, {"coffeeDrink": "latte", "milkAmount": "soy milk"}) == (
+        "One latte with soy milk, coming up."
+    )
+    assert fill_template(t, {"coffeeDrink": "mocha", "size": "large", "sugarAmount": "sugar"}) == (
+        "One large mocha and sugar, coming up."
+    )
+
+
+class _Fixed:
+    """A parser that returns one prepared result (what a student would say)."""
+
+    def __init__(self, result: NluResult):
+        self.result = result
+
+    def parse(self, text, language=None):
+        return self.result
+
+    def parse_batch(self, texts, languages=None):
+        return [self.result for _ in texts]
+
+
+def test_slot_filler_and_template_answers_in_both_languages():
+    pack = load_domain(TINY)
+    heard = NluResult(
+        "set the hall lamp to blue",
+        "en",
+        "set_color",
+        0.9,
+        (Entity("room", "hall", 8, 12), Entity("color", "blue", 21, 25)),
+    )
+    filled = SlotFiller(_Fixed(heard), pack).parse("set the hall lamp to blue")
+    assert [e.value for e in filled.entities] == ["hallway", "blue"]
+    assert filled.to_dict()["entities"][0]["value"] == "hallway"
+    assert slot_values(pack, filled) == {"room": "hallway", "color": "blue"}
+    answer = TemplateAnswerer(pack).answer(filled)
+    assert answer.text == "The hallway lights are now blue." and answer.kind == "template"
+    assert answer.to_dict()["slots"] == {"room": "hallway", "color": "blue"}
+    es = NluResult(
+        "luz roja en la cocina", "es", "lights_on", 0.8, (Entity("room", "cocina", 15, 21),)
+    )
+    assert TemplateAnswerer(pack).answer(es).text == "Luces encendidas en la cocina."
+
+
+def test_retail_pack_answers_an_added_intent_from_its_template_and_the_rest_from_the_plugin():
+    pack = load_domain(TINY)
+
+    class Plugin:
+        def answer(self, nlu, store="1", **context):
+            return f"plugin:{nlu.intent}"
+
+    answerer = TemplateAnswerer(pack, fallback=Plugin())
+    assert answerer.answer(NluResult("x", "en", "find_product", 0.9)) == "plugin:find_product"
+    assert answerer.answer(NluResult("x", "en", "lights_on", 0.9)).kind == "template"
