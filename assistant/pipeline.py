@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from assistant.answer import Answerer
     from assistant.inventory import Inventory
     from assistant.linker import Linker
+    from assistant.template_answer import TemplateAnswerer
     from nlu.schema import Parser
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,15 @@ class PipelineConfig:
     phrases: bool = True
     # First-pass adapter merged into Whisper base (asr.adapter); None: Whisper base as published.
     adapter: str | None = SERVED_ADAPTER
+    # The domain pack (assistant.domain): its student, phrase list and answers. "retail" is
+    # the store assistant over the inventory database; a name under assistant/domains/ or a
+    # pack directory.
+    domain: str = "retail"
+
+    def __post_init__(self) -> None:
+        from assistant.domain import pack_dir
+
+        pack_dir(self.domain)  # DomainError (a ValueError) naming the installed packs
 
 
 @dataclass(frozen=True)
@@ -276,12 +286,15 @@ def load_pipeline(config: PipelineConfig | None = None, transcriber=None) -> Pip
     `config` describes. Raises whatever the first pass raises when Whisper is missing (the
     caller turns it into a clear message); the later stages are optional.
     """
+    from assistant.domain import load_domain
+
     config = config or PipelineConfig()
+    pack = load_domain(config.domain)
     if transcriber is None:
         transcriber = load_first_pass(config)
     parser, answerer, inventory = _load_nlu_and_answerer(config)
-    reranker = _load_reranker(inventory, config.rescore_device) if config.rescore else None
-    phrases = _load_phrases(inventory) if config.phrases else None
+    reranker = _load_reranker(pack, inventory, config.rescore_device) if config.rescore else None
+    phrases = _load_phrases(pack, inventory) if config.phrases else None
     pipeline = Pipeline(transcriber, reranker, parser, answerer, config, inventory, phrases)
     log.info("pipeline stages: %s", pipeline.describe())
     return pipeline
@@ -305,24 +318,43 @@ def load_first_pass(config: PipelineConfig):
     )
 
 
-def _load_phrases(inventory):
-    """The catalog's phrases per language, for biasing the first pass (None on failure)."""
-    from assistant.phrases import catalog_phrases
+def domain_phrases(pack, inventory):
+    """The phrases the first pass is biased with: the retail catalog's per language (the
+    curated lists when the database is down), or the pack's list."""
+    from assistant.phrases import PhraseIndex, catalog_phrases
 
+    if pack.is_retail and not pack.phrases:
+        from assistant.inventory import Inventory
+
+        return catalog_phrases(inventory or Inventory())
+    return PhraseIndex({lang: pack.phrases for lang in pack.languages})
+
+
+def domain_gazetteer(pack, inventory):
+    """The second pass's catalog words: the store's gazetteer, or the pack's phrases."""
+    from assistant.gazetteer import build_gazetteer
+    from nlu.gazetteer import Gazetteer
+
+    if pack.is_retail:
+        return build_gazetteer(inventory)
+    return Gazetteer(products=pack.phrases)
+
+
+def _load_phrases(pack, inventory):
+    """The domain's phrases for biasing the first pass (None on failure: unbiased)."""
     try:
-        return catalog_phrases(inventory)
+        return domain_phrases(pack, inventory)
     except Exception:
-        log.exception("catalog phrases failed to load: finals decode unbiased")
+        log.exception("domain phrases failed to load: finals decode unbiased")
         return None
 
 
-def _load_reranker(inventory, device: str = "auto"):
-    """The second pass, with the store's gazetteer for its catalog bonus."""
-    from assistant.gazetteer import build_gazetteer
+def _load_reranker(pack, inventory, device: str = "auto"):
+    """The second pass, with the domain's words for its catalog bonus."""
     from rescoring.runtime import load_default_reranker
 
     try:
-        return load_default_reranker(device=device, gazetteer=build_gazetteer(inventory))
+        return load_default_reranker(device=device, gazetteer=domain_gazetteer(pack, inventory))
     except Exception:
         log.exception("rescorer failed to load: finals keep the first-pass order")
         return None
@@ -332,9 +364,12 @@ def _load_nlu_and_answerer(config: PipelineConfig):
     """Parser, answerer and inventory from the factory `assistant ask` uses too."""
     from assistant.inventory.db import InventoryUnavailable
 
-    bundle = build_assistant(database_url=config.database_url, nlu_device=config.nlu_device)
+    bundle = build_assistant(
+        database_url=config.database_url, nlu_device=config.nlu_device, domain=config.domain
+    )
     try:
-        bundle.linker.warm_up()
+        if bundle.linker is not None:
+            bundle.linker.warm_up()
     except InventoryUnavailable as error:
         # the server still starts; each final then reports db_unavailable
         log.warning("inventory unavailable at start-up: %s", error)
@@ -343,12 +378,13 @@ def _load_nlu_and_answerer(config: PipelineConfig):
 
 @dataclass
 class AssistantBundle:
-    """Parser + linker + answerer over one inventory, built once and shared."""
+    """Parser + linker + answerer over one inventory, built once and shared. A domain pack
+    without the inventory (answers from templates) has no linker and no inventory."""
 
     parser: Parser
-    linker: Linker
-    answerer: Answerer
-    inventory: Inventory
+    linker: Linker | None
+    answerer: Answerer | TemplateAnswerer
+    inventory: Inventory | None
 
     def ask(self, text: str, store: str = "1", language: str | None = None) -> dict:
         """`assistant ask --json` shape (assistant.events.asked)."""
@@ -356,6 +392,28 @@ class AssistantBundle:
 
         nlu = self.parser.parse(text, language)
         return events.asked(text, nlu, self.answerer.answer(nlu, store))
+
+
+def load_pack_parser(pack, precision: str = "auto", device: str = "auto") -> Parser:
+    """A domain pack's own student, its values filled in (assistant.slots). Raises
+    DomainError when the pack has not been built."""
+    from assistant.domain import DomainError
+    from assistant.slots import SlotFiller
+    from nlu.runtime import OnnxParser
+
+    try:
+        parser = OnnxParser(pack.student, precision, device=device)
+    except FileNotFoundError:
+        raise DomainError(
+            f"domain {pack.name!r} has no student yet; build it with "
+            f"`python -m lab.domains build {pack.name}`"
+        ) from None
+    if tuple(parser.labels.intents) != pack.labels.intents:
+        raise DomainError(
+            f"domain {pack.name!r}: its student predicts other intents than pack.yaml "
+            f"declares; rebuild it with `python -m lab.domains build {pack.name}`"
+        )
+    return SlotFiller(parser, pack)
 
 
 def load_parser(
@@ -381,17 +439,31 @@ def build_assistant(
     parser: Parser | None = None,
     prefer_learned: bool = True,
     nlu_device: str = "auto",
+    domain: str = "retail",
 ) -> AssistantBundle:
     """Everything `assistant ask` and the server need to turn text into answers.
 
     Does not touch the database beyond reading the gazetteer (and falls back to the curated
     lists when it is down), so a server can start and report the database per request.
+    domain: the pack; retail answers from the inventory (and from the pack's templates for
+    intents it adds), another pack from its templates.
     """
     from assistant.answer import Answerer
+    from assistant.domain import load_domain
     from assistant.inventory import Inventory
     from assistant.linker import Linker
+    from assistant.template_answer import TemplateAnswerer
 
+    pack = load_domain(domain)
+    if not pack.is_retail:
+        parser = parser or load_pack_parser(pack, device=nlu_device)
+        return AssistantBundle(parser, None, TemplateAnswerer(pack), None)
     inventory = Inventory(database_url)
+    if parser is None and pack.student is not None and prefer_learned:
+        parser = load_pack_parser(pack, device=nlu_device)
     parser = parser or load_parser(inventory, prefer_learned, nlu_device)
     linker = Linker(inventory)
-    return AssistantBundle(parser, linker, Answerer(inventory, linker, parser), inventory)
+    answerer = Answerer(inventory, linker, parser)
+    if pack.answers:  # intents the pack adds, answered from its templates
+        answerer = TemplateAnswerer(pack, fallback=answerer)
+    return AssistantBundle(parser, linker, answerer, inventory)

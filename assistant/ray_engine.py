@@ -95,12 +95,14 @@ class FirstPass(_Stage):
     partials (skipped while a final batch runs, one at a time: Pipeline.partial's rule)."""
 
     def __init__(self, config: PipelineConfig, max_batch: int, batch_wait_s: float) -> None:
+        from assistant.domain import load_domain
         from assistant.inventory import Inventory
         from assistant.pipeline import _load_phrases, load_first_pass
 
         _quiet_logs()
         transcriber = load_first_pass(config)
-        phrases = _load_phrases(Inventory(config.database_url)) if config.phrases else None
+        inventory = Inventory(config.database_url)
+        phrases = _load_phrases(load_domain(config.domain), inventory) if config.phrases else None
         self.pipeline = Pipeline(transcriber, config=config, phrases=phrases)
         self.final.set_max_batch_size(max_batch)
         self.final.set_batch_wait_timeout_s(batch_wait_s)
@@ -120,12 +122,14 @@ class SecondPass(_Stage):
     """RescoreBERT over a first-pass n-best list (with the catalog gazetteer bonus)."""
 
     def __init__(self, config: PipelineConfig) -> None:
+        from assistant.domain import load_domain
         from assistant.inventory import Inventory
         from assistant.pipeline import _load_reranker
 
         _quiet_logs()
+        pack = load_domain(config.domain)
         reranker = (
-            _load_reranker(Inventory(config.database_url), config.rescore_device)
+            _load_reranker(pack, Inventory(config.database_url), config.rescore_device)
             if config.rescore
             else None
         )

@@ -71,22 +71,30 @@ RETAIL = LabelSet(INTENTS, ENTITY_LABELS)
 
 @dataclass(frozen=True)
 class Entity:
-    """A labelled span; start/end are character offsets into the parsed text (end exclusive)."""
+    """A labelled span; start/end are character offsets into the parsed text (end exclusive).
+
+    value: the slot's canonical value the span names, where the domain pack lists values
+    ("8 oz" -> "eight ounce"); None otherwise (and then absent from the JSON).
+    """
 
     label: str
     text: str
     start: int
     end: int
     score: float = 1.0
+    value: str | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "label": self.label,
             "text": self.text,
             "start": self.start,
             "end": self.end,
             "score": round(self.score, 4),
         }
+        if self.value is not None:
+            out["value"] = self.value
+        return out
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 
+from assistant.domain import DOMAIN_HELP
 from assistant.errors import UserError, check_text
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--precision", choices=("auto", "int8", "fp32"), default="auto", help="student ONNX file"
     )
-    p.add_argument("--model", help="student model directory (default: the installed one)")
+    p.add_argument("--model", help="student model directory (default: the domain's student)")
+    p.add_argument("--domain", default="retail", help=DOMAIN_HELP)
     p.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
@@ -36,9 +38,21 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_parser(model: str | None = None, precision: str = "auto", device: str = "auto"):
-    """The ONNX student, else the baseline parser (warning on stderr)."""
+def load_parser(
+    model: str | None = None, precision: str = "auto", device: str = "auto", domain: str = "retail"
+):
+    """The ONNX student (`model`, else the domain's), else the retail baseline parser
+    (warning on stderr)."""
+    from assistant.domain import DomainError, load_domain  # noqa: PLC0415
+    from assistant.pipeline import load_pack_parser  # noqa: PLC0415
     from nlu.runtime import OnnxParser, load_default_parser  # noqa: PLC0415
+
+    try:
+        pack = load_domain(domain)
+        if not model and pack.student is not None:
+            return load_pack_parser(pack, precision, device)
+    except DomainError as error:
+        raise UserError(str(error)) from error
 
     if model:
         try:
@@ -69,7 +83,7 @@ def _format(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    parser = load_parser(args.model, args.precision, args.device)
+    parser = load_parser(args.model, args.precision, args.device, args.domain)
     language = None if args.language == "auto" else args.language
     texts = [check_text(t, f"TEXT {t.encode('utf-8', 'replace')[:40]!r}") for t in args.text]
     pending: list[str] = []

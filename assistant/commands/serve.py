@@ -66,6 +66,8 @@ PIPELINE_HELP = {
     "widen_beam": "re-decode with wider beams until every final has --nbest readings",
     "window_s": "Whisper encoder window in seconds, grown to fit long utterances",
     "phrases": "decode unbiased: no catalog phrases unless a client sends its own",
+    "domain": "domain pack: a name under assistant/domains (retail, coffee) or a pack "
+    "directory (docs/domain_packs.md)",
 }
 ENGINE_HELP = {
     "engine": "local: one process holds every model; ray: the model stages as Ray Serve "

@@ -64,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "cpu_threads": PIPELINE_HELP["cpu_threads"],
             "asr_backend": shared["asr_backend"],
             "adapter": shared["adapter"],
+            "domain": PIPELINE_HELP["domain"],
         },
-        only=("nbest", "window_s", "asr_backend", "adapter", "cpu_threads"),
+        only=("nbest", "window_s", "asr_backend", "adapter", "cpu_threads", "domain"),
     )
     first_pass = ConfigOptions(
         parser,
@@ -107,30 +108,34 @@ def read_phrases_file(path: Path) -> tuple[str, ...]:
         raise UserError(f"{path}: {error}") from error
 
 
-def load_phrases(args: argparse.Namespace):
-    """The phrase selector for every file: the --phrases list, none, or the store's catalog."""
-    from assistant.phrases import PhraseIndex, catalog_phrases
+def load_phrases(args: argparse.Namespace, pack):
+    """The phrase selector for every file: the --phrases list, none, or the domain's (the
+    store's catalog for retail)."""
+    from assistant.phrases import PhraseIndex
+    from assistant.pipeline import domain_phrases
 
     if args.no_phrases:
         return None
     if args.phrases is not None:
         return PhraseIndex.from_lines(read_phrases_file(args.phrases))
-    from assistant.inventory import Inventory
-
-    return catalog_phrases(Inventory())
+    return domain_phrases(pack, None)
 
 
-def load_reranker(no_rescore: bool, device: str = "auto"):
+def load_reranker(no_rescore: bool, device: str = "auto", pack=None):
     """The second pass (a Reranker whose .rank(nbest) fills rescore_score and score), or None:
     asked for none, or no rescorer model installed (first pass only). Its catalog bonus reads
-    the gazetteer of the default inventory (the curated lists when the database is down)."""
+    the domain's words (pack; default retail: the gazetteer of the default inventory, the
+    curated lists when the database is down)."""
     if no_rescore:
         return None
-    from assistant.gazetteer import build_gazetteer
+    from assistant.domain import load_domain
     from assistant.inventory import Inventory
+    from assistant.pipeline import domain_gazetteer
     from rescoring.runtime import load_default_reranker
 
-    return load_default_reranker(device=device, gazetteer=build_gazetteer(Inventory()))
+    pack = pack or load_domain()
+    inventory = Inventory() if pack.is_retail else None
+    return load_default_reranker(device=device, gazetteer=domain_gazetteer(pack, inventory))
 
 
 SEGMENT_SAMPLES = 30 * 16_000  # Whisper's window: 30 s of 16 kHz audio
@@ -143,8 +148,11 @@ def run(args: argparse.Namespace) -> int:
     from asr.transcriber import TranscriberConfig
 
     pipeline, first_pass = args.options
+    from assistant.domain import load_domain
+
     shared = pipeline.values(args)
     backend = shared.pop("asr_backend")
+    pack = load_domain(shared.pop("domain"))
     if args.model_dir:
         shared["adapter"] = None  # a directory of one's own is decoded as it is
     config = build(
@@ -152,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         {**first_pass.values(args), **shared},
         {**pipeline.options, **first_pass.options},
     )
-    phrases = load_phrases(args)
+    phrases = load_phrases(args, pack)
     # Decode every file before loading Whisper: a bad file is reported at once, and the
     # good ones are still transcribed.
     audios: list[tuple[str, object]] = []
@@ -178,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from error
     except RuntimeError as error:  # e.g. --device cuda without a usable GPU
         raise UserError(f"{error}; try --device cpu") from error
-    reranker = load_reranker(args.no_rescore, args.rescore_device)
+    reranker = load_reranker(args.no_rescore, args.rescore_device, pack)
 
     for file, audio in audios:
         # Whisper hears 30 s at a time: a longer file is decoded as consecutive segments
