@@ -223,7 +223,9 @@ def load_domain(name_or_dir: str | Path = DEFAULT_DOMAIN) -> DomainPack:
         lang: {i: str(t) for i, t in (per or {}).items()}
         for lang, per in (data.get("answers") or {}).items()
     }
-    student = data.get("student")
+    # `student:` a directory in the pack; omitted: the pack's student/ once a build installed
+    # one there, else the student installed with nlu (retail)
+    student = data.get("student") or ("student" if (root / "student").is_dir() else None)
     return DomainPack(
         name=name,
         root=root,

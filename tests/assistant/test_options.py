@@ -77,6 +77,7 @@ def test_transcribe_takes_the_servers_first_pass_defaults():
         "asr_backend": defaults.asr_backend,
         "adapter": defaults.adapter,
         "cpu_threads": defaults.cpu_threads,
+        "domain": defaults.domain,  # the pack whose phrase list biases the first pass
     }
     assert first_pass.values(args) == {
         "model_dir": None,

@@ -140,9 +140,19 @@ def test_a_missing_benchmark_folder_says_so(tmp_path):
 def test_pipeline_readings_take_the_first_mention_of_each_label():
     from types import SimpleNamespace as NS
 
-    entities = (NS(label="coffeeDrink", text="latte"), NS(label="coffeeDrink", text="mocha"))
+    from nlu.schema import Entity
+
+    entities = (
+        Entity("coffeeDrink", "latte", 2, 7),
+        Entity("coffeeDrink", "mocha", 13, 18),
+        Entity("size", "8 oz", 0, 0, value="eight ounce"),  # the pack's canonical value wins
+    )
     result = NS(nbest=NS(text="a latte no a mocha"), nlu=NS(intent="orderDrink", entities=entities))
-    assert coffee.reading(result) == ("orderDrink", {"coffeeDrink": "latte"}, "a latte no a mocha")
+    assert coffee.reading(result) == (
+        "orderDrink",
+        {"coffeeDrink": "latte", "size": "eight ounce"},
+        "a latte no a mocha",
+    )
     assert coffee.reading(NS(nbest=NS(text=""), nlu=None)) == (None, {}, "")
 
 

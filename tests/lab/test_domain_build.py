@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
+from inventory_db import sqlite_url  # noqa: F401
 
 from assistant.domain import load_domain
 from lab.domains.corpus import PackRenderer, TemplateError, build_corpus, parse_template
@@ -108,3 +110,71 @@ def test_tiny_pack_builds_to_a_working_parse(tmp_path, capsys):
     assert code == 0
     asked = json.loads(capsys.readouterr().out)
     assert asked["answer"]["kind"] in ("template", "out_of_scope")
+
+
+def _add_store_hours(pack_dir: Path) -> None:
+    """The README's example: a new retail intent, by editing the pack's two YAML files."""
+    text = (pack_dir / "pack.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "  out_of_scope:\n    slots: []\n",
+        "  out_of_scope:\n    slots: []\n  store_hours:\n    slots: [STORE, DATE]\n",
+        1,
+    )
+    text = text.replace(
+        "answers: {}",
+        'answers:\n  en: {store_hours: "Store[ {STORE}] is open 7 am to 10 pm."}\n'
+        '  es: {store_hours: "La tienda[ {STORE}] abre de 7 a 22 h."}',
+    )
+    text = text.replace(
+        "    out_of_scope: 0.14\n", "    out_of_scope: 0.14\n    store_hours: 0.1\n"
+    )
+    (pack_dir / "pack.yaml").write_text(text, encoding="utf-8")
+    data = yaml.safe_load((pack_dir / "templates.yaml").read_text(encoding="utf-8"))
+    data["en"]["store_hours"] = [
+        "what time does {STORE} close {DATE>}?",
+        "(when|what time) (do you|does the store) (open|close)[ {DATE>}]?",
+        "{pre}store hours[ for {STORE}]",
+    ]
+    data["es"]["store_hours"] = [
+        "¿a qué hora cierra {STORE} {DATE>}?",
+        "¿(cuándo|a qué hora) (abre|cierra) la tienda[ {DATE>}]?",
+        "horario de la tienda[ {STORE}]",
+    ]
+    (pack_dir / "templates.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+
+
+def test_a_new_retail_intent_needs_only_the_pack_and_the_build(
+    tmp_path,
+    capsys,
+    monkeypatch,
+    sqlite_url,  # noqa: F811
+):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from assistant import cli
+    from lab.domains.__main__ import main as domains_main
+
+    monkeypatch.setenv("RETAIL_ASSISTANT_DB", sqlite_url)
+    pack_dir = tmp_path / "retail"
+    shutil.copytree(load_domain("retail").root, pack_dir)
+    _add_store_hours(pack_dir)
+    load_domain.cache_clear()
+    args = ["build", str(pack_dir), "--out", str(tmp_path / "work"), "--tiny", "--rows", "1500"]
+    assert domains_main(args) == 0
+    pack = load_domain(pack_dir)
+    assert pack.student == pack_dir / "student"  # the build installed it where the pack looks
+    card = json.loads((pack.student / "card.json").read_text())
+    assert card["labels"]["intents"][-1] == "store_hours"
+    capsys.readouterr()
+    assert (
+        cli.main(["parse", "--domain", str(pack_dir), "--json", "what time does the store close"])
+        == 0
+    )
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["intent"]["name"] in pack.labels.intents
+    question = "what time does store 1 close today"
+    assert cli.main(["ask", "--domain", str(pack_dir), "--db", sqlite_url, "--json", question]) == 0
+    asked = json.loads(capsys.readouterr().out)
+    assert asked["intent"] in pack.labels.intents and asked["answer"]["text"]
+    if asked["intent"] == "store_hours":  # answered from the pack's template
+        assert asked["answer"]["kind"] == "template"
