@@ -77,10 +77,15 @@ class DomainPack:
         """The retail pack's catalog and answers come from the inventory database."""
         return self.answerer == "retail"
 
+    def is_closed(self, slot: str) -> bool:
+        """True when the pack lists the slot's values (nothing else is one of them)."""
+        spec = self.slots.get(slot)
+        return bool(spec and spec.values)
+
     def canonical(self, slot: str, text: str, language: str | None = None) -> str | None:
         """The canonical value of `slot` that `text` names (after textnorm.normalize), or the
-        closest one within a small edit distance; None when the slot lists no values or
-        nothing is close."""
+        closest one within a small edit distance (rapidfuzz ratio >= 88); None when the slot
+        lists no values or nothing is close."""
         language = language if language in self.languages else self.languages[0]
         forms = _forms(self, slot, language)
         if not forms:
@@ -90,7 +95,9 @@ class DomainPack:
             return forms[key]
         from rapidfuzz import fuzz, process  # noqa: PLC0415
 
-        best = process.extractOne(key, list(forms), scorer=fuzz.ratio, score_cutoff=80)
+        # 88: "late" -> "latte", "cappucino" -> "cappuccino"; not "a little bit of" -> "a
+        # little bit of milk" (86), which would name a milk nobody said
+        best = process.extractOne(key, list(forms), scorer=fuzz.ratio, score_cutoff=88)
         return forms[best[0]] if best else None
 
 

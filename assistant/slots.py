@@ -1,7 +1,8 @@
 """Slot filling for domain packs: each entity the student finds is put on its slot's
 canonical value (DomainPack.canonical), so that "8 oz" and "eight ounce" answer alike.
 
-Wraps any nlu.schema.Parser; the spans are the student's, only `Entity.value` is added.
+Wraps any nlu.schema.Parser; the spans are the student's: `Entity.value` is added, and a
+span of a closed slot that names no value is dropped.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ class SlotFiller:
         self.pack = pack
 
     def fill(self, result: NluResult) -> NluResult:
-        entities = tuple(
-            replace(e, value=self.pack.canonical(e.label, e.text, result.language))
-            for e in result.entities
-        )
-        return replace(result, entities=entities)
+        """Each entity with its canonical value. A span of a closed slot (one whose values
+        the pack lists) that names none of them is dropped: "broo" is no roast, and an order
+        with a roast nobody asked for is a wrong order."""
+        entities = []
+        for e in result.entities:
+            value = self.pack.canonical(e.label, e.text, result.language)
+            if value is None and self.pack.is_closed(e.label):
+                continue
+            entities.append(replace(e, value=value))
+        return replace(result, entities=tuple(entities))
 
     def parse(self, text: str, language: str | None = None) -> NluResult:
         return self.fill(self.parser.parse(text, language))

@@ -1,5 +1,6 @@
 """`python -m lab.domains build NAME_OR_DIR` (pack -> installed student),
-`python -m lab.domains corpus NAME_OR_DIR --out DIR` and
+`python -m lab.domains corpus NAME_OR_DIR --out DIR`,
+`python -m lab.domains score NAME_OR_DIR --corpus DIR` (the installed student on a split) and
 `python -m lab.domains import-rhino CONTEXT.yaml --out PACK/grammar.yaml`."""
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("domain")
     c.add_argument("--out", required=True)
     c.add_argument("--rows", type=int)
+    s = sub.add_parser("score", help="the pack's installed student on a corpus split")
+    s.add_argument("domain")
+    s.add_argument("--corpus", required=True, help="corpus folder (train/dev/test.jsonl)")
+    s.add_argument("--split", default="test")
+    s.add_argument("--sample", type=int, default=0, help="seeded sample of N rows (0: all)")
+    s.add_argument("--out", help="JSON file for the scores")
     r = sub.add_parser("import-rhino", help="a Rhino context YAML -> pack templates and slots")
     r.add_argument("context")
     r.add_argument("--out", required=True, help="YAML file to write (e.g. PACK/grammar.yaml)")
@@ -56,6 +63,22 @@ def main(argv: list[str] | None = None) -> int:
             _import_rhino(args.context, args.out, args.language)
             return 0
         pack = load_domain(args.domain)
+        if args.command == "score":
+            from lab.domains.evaluate import score_student  # noqa: PLC0415
+
+            result = score_student(pack, Path(args.corpus), args.split, args.sample)
+            if args.out:
+                Path(args.out).write_text(json.dumps(result, indent=1))
+            overall = result["all"]
+            print(
+                f"{pack.name} {args.split} ({result['n']} rows): intent "
+                f"{overall['intent_accuracy']:.4f}, span F1 {overall['exact']['micro']['f1']:.4f}; "
+                + ", ".join(
+                    f"{lang} F1 {b['exact']['micro']['f1']:.4f}"
+                    for lang, b in result["by_language"].items()
+                )
+            )
+            return 0
         if args.command == "corpus":
             from lab.domains.build import build_corpus_step  # noqa: PLC0415
 

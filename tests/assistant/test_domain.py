@@ -119,3 +119,21 @@ def test_retail_pack_answers_an_added_intent_from_its_template_and_the_rest_from
     answerer = TemplateAnswerer(pack, fallback=Plugin())
     assert answerer.answer(NluResult("x", "en", "find_product", 0.9)) == "plugin:find_product"
     assert answerer.answer(NluResult("x", "en", "lights_on", 0.9)).kind == "template"
+
+
+def test_a_closed_slot_span_that_names_no_value_is_dropped():
+    coffee = load_domain("coffee")
+    heard = NluResult(
+        "broo coffee with a little bit of",
+        "en",
+        "orderDrink",
+        0.9,
+        (
+            Entity("roast", "broo", 0, 4),
+            Entity("coffeeDrink", "coffee", 5, 11),
+            Entity("milkAmount", "a little bit of", 17, 32),  # no milk named: not a value
+        ),
+    )
+    filled = SlotFiller(_Fixed(heard), coffee).parse(heard.text)
+    assert [(e.label, e.value) for e in filled.entities] == [("coffeeDrink", "coffee")]
+    assert coffee.is_closed("roast") and not load_domain("retail").is_closed("BRAND")
