@@ -32,6 +32,7 @@ from asr.nbest import NBest
 from asr.transcriber import SERVED_ADAPTER
 from assistant.answer_stage import DB_DOWN, is_database_error
 from assistant.events import ErrorCode
+from assistant.slots import SlotFiller, rank_by_slots
 
 if TYPE_CHECKING:
     from assistant.answer import Answerer
@@ -244,6 +245,8 @@ class Pipeline:
                 texts = [h.text for h in nbest.hypotheses if h.text.strip()]
                 if len(texts) == len(nbest.hypotheses) and len(texts) > 1:
                     nlus = self.parser.parse_batch(texts, [nbest.language] * len(texts))
+                    if isinstance(self.parser, SlotFiller):  # a pack's closed slots
+                        nbest, nlus = rank_by_slots(nbest, nlus)
                     nlu = nlus[0]
                 else:
                     nlu = self.parser.parse(nbest.text, nbest.language)

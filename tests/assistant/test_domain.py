@@ -137,3 +137,43 @@ def test_a_closed_slot_span_that_names_no_value_is_dropped():
     filled = SlotFiller(_Fixed(heard), coffee).parse(heard.text)
     assert [(e.label, e.value) for e in filled.entities] == [("coffeeDrink", "coffee")]
     assert coffee.is_closed("roast") and not load_domain("retail").is_closed("BRAND")
+
+
+def test_rank_by_slots_prefers_the_reading_that_fills_the_packs_slots():
+    from asr.nbest import Hypothesis, NBest
+    from assistant.slots import rank_by_slots
+
+    nbest = NBest(
+        (
+            Hypothesis("I", score=-4.8),
+            Hypothesis("I want a small iced mocha", score=-5.8),
+            Hypothesis("I want a small eyes mocha", score=-5.9),
+        ),
+        "en",
+    )
+    nlus = [
+        NluResult("I", "en", "orderDrink", 0.6),
+        NluResult(
+            "I want a small iced mocha",
+            "en",
+            "orderDrink",
+            0.9,
+            (
+                Entity("size", "small", 9, 14, value="small"),
+                Entity("coffeeDrink", "iced mocha", 15, 25, value="iced mocha"),
+            ),
+        ),
+        NluResult(
+            "I want a small eyes mocha",
+            "en",
+            "orderDrink",
+            0.9,
+            (Entity("size", "small", 9, 14, value="small"),),
+        ),
+    ]
+    ranked, parses = rank_by_slots(nbest, nlus)
+    assert ranked.text == "I want a small iced mocha" and parses[0] is nlus[1]
+    assert ranked.hypotheses[0].score == pytest.approx(-3.8)  # two slots, one nat each
+    assert [p.text for p in parses] == [h.text for h in ranked.hypotheses]
+    same, _ = rank_by_slots(nbest, nlus, bonus=0.0)  # no bonus: the first-pass order
+    assert same.text == "I"
