@@ -32,7 +32,7 @@ from asr.nbest import NBest
 from asr.transcriber import SERVED_ADAPTER
 from assistant.answer_stage import DB_DOWN, is_database_error
 from assistant.events import ErrorCode
-from assistant.slots import SlotFiller, rank_by_slots
+from assistant.slots import SLOT_BONUS_NATS, SlotFiller, rank_by_slots
 
 if TYPE_CHECKING:
     from assistant.answer import Answerer
@@ -74,11 +74,16 @@ class PipelineConfig:
     # the store assistant over the inventory database; a name under assistant/domains/ or a
     # pack directory.
     domain: str = "retail"
+    # A pack with closed slots: nats added to a hypothesis per slot it fills with one of the
+    # pack's values (assistant.slots.rank_by_slots); 0 keeps the rescored order.
+    slot_bonus_nats: float = SLOT_BONUS_NATS
 
     def __post_init__(self) -> None:
         from assistant.domain import pack_dir
 
         pack_dir(self.domain)  # DomainError (a ValueError) naming the installed packs
+        if self.slot_bonus_nats < 0:
+            raise ValueError("slot_bonus_nats must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -246,7 +251,7 @@ class Pipeline:
                 if len(texts) == len(nbest.hypotheses) and len(texts) > 1:
                     nlus = self.parser.parse_batch(texts, [nbest.language] * len(texts))
                     if isinstance(self.parser, SlotFiller):  # a pack's closed slots
-                        nbest, nlus = rank_by_slots(nbest, nlus)
+                        nbest, nlus = rank_by_slots(nbest, nlus, self.config.slot_bonus_nats)
                     nlu = nlus[0]
                 else:
                     nlu = self.parser.parse(nbest.text, nbest.language)

@@ -66,6 +66,8 @@ PIPELINE_HELP = {
     "widen_beam": "re-decode with wider beams until every final has --nbest readings",
     "window_s": "Whisper encoder window in seconds, grown to fit long utterances",
     "phrases": "decode unbiased: no catalog phrases unless a client sends its own",
+    "slot_bonus_nats": "a pack's joint n-best reading: nats per slot filled with a pack value "
+    "(0: the rescored order)",
     "domain": "domain pack: a name under assistant/domains (retail, coffee) or a pack "
     "directory (docs/domain_packs.md)",
 }

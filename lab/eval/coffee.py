@@ -290,12 +290,16 @@ def reading(result) -> Reading:
     return result.nlu.intent, slots, text
 
 
-def load_understand(rescore: bool = True, phrases: bool = True) -> PipelineUnderstand:
-    """The coffee pipeline (PipelineConfig(domain="coffee"): the pack's student, phrase list
-    and second pass)."""
+def load_understand(
+    rescore: bool = True, phrases: bool = True, slot_bonus: float | None = None
+) -> PipelineUnderstand:
+    """The coffee pipeline (PipelineConfig(domain="coffee"): the pack's student, phrase list,
+    second pass and joint n-best reading; slot_bonus None: the pipeline's default)."""
     from assistant.pipeline import PipelineConfig, load_pipeline
 
     config = PipelineConfig(domain="coffee", rescore=rescore, phrases=phrases)
+    if slot_bonus is not None:
+        config = dataclasses.replace(config, slot_bonus_nats=slot_bonus)
     return PipelineUnderstand(load_pipeline(config))
 
 
@@ -536,6 +540,8 @@ def main(argv: list[str] | None = None, understand: Understand | None = None) ->
     ap.add_argument("--batch-size", type=int, default=8, help="clips per first-pass batch")
     ap.add_argument("--no-rescore", action="store_true", help="PipelineConfig(rescore=False)")
     ap.add_argument("--no-phrases", action="store_true", help="PipelineConfig(phrases=False)")
+    ap.add_argument("--slot-bonus", type=float, default=None,
+                    help="PipelineConfig(slot_bonus_nats=...); 0: no joint n-best reading")  # fmt: skip
     ap.add_argument("--rows", action="store_true", help="keep every clip's reading in the JSON")
     ap.add_argument("--save-noise", action="store_true",
                     help=f"write each noise as a WAV under {NOISE_DIR.relative_to(REPO)}/")  # fmt: skip
@@ -557,7 +563,7 @@ def main(argv: list[str] | None = None, understand: Understand | None = None) ->
         )
     clips = load_clips(args.data, args.limit)
     if understand is None:
-        understand = load_understand(rescore=not args.no_rescore, phrases=not args.no_phrases)
+        understand = load_understand(not args.no_rescore, not args.no_phrases, args.slot_bonus)
     describe = getattr(understand, "describe", None)
     report = {
         "command": "python -m lab.eval.coffee "
