@@ -72,6 +72,18 @@ class DomainPack:
     corpus: dict = field(default_factory=dict)  # corpus settings for the build command
     build: dict = field(default_factory=dict)  # training settings for the build command
 
+    def require_student(self) -> Path | None:
+        """The student directory; DomainError saying how to build it when the pack's own
+        student is not there (None: the student installed with nlu)."""
+        if self.student is not None and not (self.student / "labels.json").is_file():
+            raise DomainError(
+                f"domain {self.name!r} has no student yet; build it with "
+                f"`python -m lab.domains build {self.name}`"
+            )
+        if self.student is None and not self.is_retail:
+            raise DomainError(f"domain {self.name!r}: pack.yaml names no `student:` directory")
+        return self.student
+
     @property
     def is_retail(self) -> bool:
         """The retail pack's catalog and answers come from the inventory database."""
@@ -127,6 +139,10 @@ def _read_yaml(path: Path) -> dict:
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise DomainError(f"{path.name}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise DomainError(f"{path.name}: not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise DomainError(f"{path.name}: not valid YAML ({error})") from None
     if not isinstance(data, dict):

@@ -79,9 +79,10 @@ class PipelineConfig:
     slot_bonus_nats: float = SLOT_BONUS_NATS
 
     def __post_init__(self) -> None:
-        from assistant.domain import pack_dir
+        from assistant.domain import load_domain
 
-        pack_dir(self.domain)  # DomainError (a ValueError) naming the installed packs
+        # a DomainError (a ValueError) naming the pack's problem, before any model loads
+        load_domain(self.domain).require_student()
         if self.slot_bonus_nats < 0:
             raise ValueError("slot_bonus_nats must be >= 0")
 
@@ -406,16 +407,9 @@ def load_pack_parser(pack, precision: str = "auto", device: str = "auto") -> Par
     """A domain pack's own student, its values filled in (assistant.slots). Raises
     DomainError when the pack has not been built."""
     from assistant.domain import DomainError
-    from assistant.slots import SlotFiller
     from nlu.runtime import OnnxParser
 
-    try:
-        parser = OnnxParser(pack.student, precision, device=device)
-    except FileNotFoundError:
-        raise DomainError(
-            f"domain {pack.name!r} has no student yet; build it with "
-            f"`python -m lab.domains build {pack.name}`"
-        ) from None
+    parser = OnnxParser(pack.require_student(), precision, device=device)
     if tuple(parser.labels.intents) != pack.labels.intents:
         raise DomainError(
             f"domain {pack.name!r}: its student predicts other intents than pack.yaml "

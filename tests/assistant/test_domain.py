@@ -177,3 +177,20 @@ def test_rank_by_slots_prefers_the_reading_that_fills_the_packs_slots():
     assert [p.text for p in parses] == [h.text for h in ranked.hypotheses]
     same, _ = rank_by_slots(nbest, nlus, bonus=0.0)  # no bonus: the first-pass order
     assert same.text == "I"
+
+
+def test_a_pack_without_its_student_is_refused_before_anything_loads(tmp_path):
+    from assistant.pipeline import PipelineConfig
+
+    with pytest.raises(ValueError, match="has no student yet; build it with `python -m lab"):
+        PipelineConfig(domain=str(TINY))  # the fixture pack is never built in place
+    with pytest.raises(ValueError, match="no domain pack"):
+        PipelineConfig(domain=str(tmp_path))
+    pack = tmp_path / "p"
+    shutil.copytree(TINY, pack)
+    (pack / "pack.yaml").write_text(
+        "name: p\nlanguages: [en]\nintents: {a: {}}\ninclude: [gone.yaml]\n"
+    )
+    load_domain.cache_clear()
+    with pytest.raises(ValueError, match="gone.yaml: cannot read it"):
+        PipelineConfig(domain=str(pack))
