@@ -69,6 +69,9 @@ class DomainPack:
     answerer: str  # one of PLUGIN_ANSWERERS
     phrases: tuple[str, ...]  # first-pass bias list; () with the retail catalog's own phrases
     student: Path | None  # None: the student installed with nlu (nlu.runtime)
+    # Whether the shipped RescoreBERT (trained on retail n-best lists) reranks this domain's
+    # readings; a pack turns it off where it was measured to hurt (docs/coffee_benchmark.md).
+    second_pass: bool = True
     corpus: dict = field(default_factory=dict)  # corpus settings for the build command
     build: dict = field(default_factory=dict)  # training settings for the build command
 
@@ -261,6 +264,7 @@ def load_domain(name_or_dir: str | Path = DEFAULT_DOMAIN) -> DomainPack:
         answerer=answerer,
         phrases=_phrases(data.get("phrases"), slots),
         student=(root / student) if student else None,
+        second_pass=bool(data.get("second_pass", True)),
         corpus=dict(data.get("corpus") or {}),
         build=dict(data.get("build") or {}),
     )

@@ -302,7 +302,8 @@ def load_pipeline(config: PipelineConfig | None = None, transcriber=None) -> Pip
     if transcriber is None:
         transcriber = load_first_pass(config)
     parser, answerer, inventory = _load_nlu_and_answerer(config)
-    reranker = _load_reranker(pack, inventory, config.rescore_device) if config.rescore else None
+    second_pass = config.rescore and pack.second_pass
+    reranker = load_second_pass(pack, inventory, config.rescore_device) if second_pass else None
     phrases = _load_phrases(pack, inventory) if config.phrases else None
     pipeline = Pipeline(transcriber, reranker, parser, answerer, config, inventory, phrases)
     log.info("pipeline stages: %s", pipeline.describe())
@@ -358,8 +359,9 @@ def _load_phrases(pack, inventory):
         return None
 
 
-def _load_reranker(pack, inventory, device: str = "auto"):
-    """The second pass, with the domain's words for its catalog bonus."""
+def load_second_pass(pack, inventory, device: str = "auto"):
+    """The second pass, with the domain's words for its catalog bonus (None when it fails to
+    load). load_pipeline asks for it only where the pack keeps it (`second_pass`)."""
     from rescoring.runtime import load_default_reranker
 
     try:

@@ -124,13 +124,13 @@ class SecondPass(_Stage):
     def __init__(self, config: PipelineConfig) -> None:
         from assistant.domain import load_domain
         from assistant.inventory import Inventory
-        from assistant.pipeline import _load_reranker
+        from assistant.pipeline import load_second_pass
 
         _quiet_logs()
         pack = load_domain(config.domain)
         reranker = (
-            _load_reranker(pack, Inventory(config.database_url), config.rescore_device)
-            if config.rescore
+            load_second_pass(pack, Inventory(config.database_url), config.rescore_device)
+            if config.rescore and pack.second_pass
             else None
         )
         self.pipeline = Pipeline(None, reranker, config=config)

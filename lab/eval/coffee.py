@@ -291,16 +291,25 @@ def reading(result) -> Reading:
 
 
 def load_understand(
-    rescore: bool = True, phrases: bool = True, slot_bonus: float | None = None
+    rescore: bool = True,
+    phrases: bool = True,
+    slot_bonus: float | None = None,
+    second_pass: bool = False,
 ) -> PipelineUnderstand:
     """The coffee pipeline (PipelineConfig(domain="coffee"): the pack's student, phrase list,
-    second pass and joint n-best reading; slot_bonus None: the pipeline's default)."""
-    from assistant.pipeline import PipelineConfig, load_pipeline
+    second pass where the pack keeps it, joint n-best reading; slot_bonus None: the
+    pipeline's default). second_pass: the shipped RescoreBERT even though the pack turns it
+    off (the ablation that made the pack turn it off)."""
+    from assistant.domain import load_domain
+    from assistant.pipeline import PipelineConfig, load_pipeline, load_second_pass
 
     config = PipelineConfig(domain="coffee", rescore=rescore, phrases=phrases)
     if slot_bonus is not None:
         config = dataclasses.replace(config, slot_bonus_nats=slot_bonus)
-    return PipelineUnderstand(load_pipeline(config))
+    pipeline = load_pipeline(config)
+    if second_pass and pipeline.reranker is None:
+        pipeline.reranker = load_second_pass(load_domain("coffee"), None, config.rescore_device)
+    return PipelineUnderstand(pipeline)
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -500,6 +509,7 @@ def markdown(report: dict) -> str:
         f"Command: `{report['command']}`  ",
         f"Machine: {describe_machine(report['machine'])}; run {report['date']}.  ",
         f"Understanding: {json.dumps(report.get('understanding'))}",
+        *(["", f"Note: {report['note']}"] if report.get("note") else []),
         "",
         f"Data: {n} real spoken coffee orders, the development subset of Picovoice's benchmark "
         "(github.com/Picovoice/speech-to-intent-benchmark, Apache-2.0). A clip is accepted when "
@@ -540,6 +550,8 @@ def main(argv: list[str] | None = None, understand: Understand | None = None) ->
     ap.add_argument("--batch-size", type=int, default=8, help="clips per first-pass batch")
     ap.add_argument("--no-rescore", action="store_true", help="PipelineConfig(rescore=False)")
     ap.add_argument("--no-phrases", action="store_true", help="PipelineConfig(phrases=False)")
+    ap.add_argument("--second-pass", action="store_true",
+                    help="rerank with the shipped RescoreBERT although the pack turns it off")  # fmt: skip
     ap.add_argument("--slot-bonus", type=float, default=None,
                     help="PipelineConfig(slot_bonus_nats=...); 0: no joint n-best reading")  # fmt: skip
     ap.add_argument("--rows", action="store_true", help="keep every clip's reading in the JSON")
@@ -563,7 +575,9 @@ def main(argv: list[str] | None = None, understand: Understand | None = None) ->
         )
     clips = load_clips(args.data, args.limit)
     if understand is None:
-        understand = load_understand(not args.no_rescore, not args.no_phrases, args.slot_bonus)
+        understand = load_understand(
+            not args.no_rescore, not args.no_phrases, args.slot_bonus, args.second_pass
+        )
     describe = getattr(understand, "describe", None)
     report = {
         "command": "python -m lab.eval.coffee "
@@ -580,6 +594,8 @@ def main(argv: list[str] | None = None, understand: Understand | None = None) ->
             "batch_size": args.batch_size,
             "rescore": not args.no_rescore,
             "phrases": not args.no_phrases,
+            "second_pass_forced": args.second_pass,
+            "slot_bonus_nats": args.slot_bonus,
         },  # fmt: skip
         "published": [{"engine": e, "rate": r, "clips": 619} for e, r in PUBLISHED],
     }
