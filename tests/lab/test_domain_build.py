@@ -67,17 +67,27 @@ def test_rhino_expressions_become_pack_templates():
     assert templates == {"order": ["(hi|hello) a {size}"]} and slots == {"size": ["small", "large"]}
 
 
-def test_tiny_pack_builds_to_a_working_parse(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def built_tiny(tmp_path_factory) -> Path:
+    """The tiny pack, copied and built once (--tiny: a small random teacher), for every test
+    that needs its student."""
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
+    from lab.domains.__main__ import main as domains_main
+
+    root = tmp_path_factory.mktemp("tiny")
+    pack_dir = root / "tiny"
+    shutil.copytree(TINY, pack_dir)
+    load_domain.cache_clear()
+    assert domains_main(["build", str(pack_dir), "--out", str(root / "work"), "--tiny"]) == 0
+    return pack_dir
+
+
+def test_tiny_pack_builds_to_a_working_parse(built_tiny, capsys):
     from assistant import cli
     from lab.domains.__main__ import main as domains_main
 
-    pack_dir = tmp_path / "tiny"
-    shutil.copytree(TINY, pack_dir)
-    load_domain.cache_clear()
-    work = tmp_path / "work"
-    assert domains_main(["build", str(pack_dir), "--out", str(work), "--tiny"]) == 0
+    pack_dir, work = built_tiny, built_tiny.parent / "work"
     student = pack_dir / "student"
     card = json.loads((student / "card.json").read_text())
     assert card["labels"]["intents"] == ["lights_on", "set_color"]
@@ -178,3 +188,40 @@ def test_a_new_retail_intent_needs_only_the_pack_and_the_build(
     assert asked["intent"]["name"] in pack.labels.intents and asked["answer"]["text"]
     if asked["intent"]["name"] == "store_hours":  # answered from the pack's template
         assert asked["answer"]["kind"] == "template"
+
+
+def test_tiny_pack_serves_through_the_pipeline(built_tiny):
+    """`serve --domain DIR`'s wiring without Whisper: the pack's phrase list reaches the first
+    pass, its student parses, its values fill the slots, its template answers."""
+    import numpy as np
+
+    from asr.nbest import Hypothesis, NBest
+    from assistant import events
+    from assistant.pipeline import FinalRequest, PipelineConfig, load_pipeline
+
+    pack_dir = built_tiny
+
+    class Stub:
+        """Two readings per utterance; records the phrases the pipeline biased it with."""
+
+        def __init__(self):
+            self.phrases = []
+
+        def nbest_batch(self, audios, languages, nbest=None, phrases=None):
+            self.phrases.append(phrases)
+            texts = ("make the hall lights blue", "make the hall lights blew")
+            hyps = tuple(Hypothesis(t, score=-0.1 * (i + 1)) for i, t in enumerate(texts))
+            return [NBest(hyps, lang or "en") for lang in languages]
+
+    stub = Stub()
+    pipeline = load_pipeline(PipelineConfig(domain=str(pack_dir)), transcriber=stub)
+    assert pipeline.describe()["nlu"] == "SlotFiller"
+    assert pipeline.describe()["answer"] == "TemplateAnswerer"
+    result = pipeline.finals([FinalRequest(np.zeros(16000, np.float32), "en", "1")])[0]
+    selector = stub.phrases[0][0]
+    assert "hallway" in selector.select([], "en")  # the pack's list, whole (it is short)
+    event = events.final_fields(result)
+    assert event["intent"]["name"] in ("lights_on", "set_color")
+    for entity in event["entities"]:  # closed slots: only values the pack lists survive
+        assert entity["value"] in {"hallway", "blue", "kitchen", "bedroom", "office", "garage"}
+    assert event["answer"] is None or event["answer"]["kind"] in ("template", "out_of_scope")
