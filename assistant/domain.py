@@ -220,6 +220,9 @@ def load_domain(name_or_dir: str | Path = DEFAULT_DOMAIN) -> DomainPack:
         raise DomainError(f"pack.yaml: missing {missing.args[0]!r}") from None
     if not isinstance(intents_spec, dict) or not intents_spec:
         raise DomainError("pack.yaml: intents must map each intent to its slots")
+    for intent, spec in intents_spec.items():
+        if spec is not None and not isinstance(spec, dict):
+            raise DomainError(f"intents.{intent}: expected a mapping like {{slots: [...]}}")
     intent_slots = {
         intent: _strings((spec or {}).get("slots", []), f"intents.{intent}.slots")
         for intent, spec in intents_spec.items()
@@ -230,6 +233,8 @@ def load_domain(name_or_dir: str | Path = DEFAULT_DOMAIN) -> DomainPack:
     raw_slots: dict = {}
     for part in [*(f.get("slots") or {} for f in fragments), data.get("slots") or {}]:
         for slot, spec in part.items():
+            if spec is not None and not isinstance(spec, list | dict):
+                raise DomainError(f"slots.{slot}: expected a list of values or a mapping")
             spec = {"values": spec} if isinstance(spec, list) else dict(spec or {})
             raw_slots[slot] = raw_slots.get(slot, {}) | spec
     templates = [f["templates"] for f in fragments if f.get("templates")]

@@ -58,6 +58,10 @@ def test_pack_errors_name_the_problem(tmp_path):
     load_domain.cache_clear()
     with pytest.raises(DomainError, match="missing 'languages'"):
         load_domain(pack)
+    (pack / "pack.yaml").write_text("name: x\nlanguages: [en]\nintents: {a: [slot]}\n")
+    load_domain.cache_clear()
+    with pytest.raises(DomainError, match="intents.a: expected a mapping"):
+        load_domain(pack)
     (pack / "pack.yaml").write_text("name: [unclosed\n")
     load_domain.cache_clear()
     with pytest.raises(DomainError, match="not valid YAML"):
