@@ -97,22 +97,23 @@ class _Builder:
     entities: list[dict] = field(default_factory=list)
 
     def add(self, piece: str, label: str | None = None) -> None:
-        for i, word in enumerate(piece.split(" ")):
-            if i and self.text and not self.text.endswith(" "):
-                self.text += " "
-            if not word:
-                continue
-            if label is None:
+        """Literal template text as written (runs of spaces collapsed), or a slot value
+        (`label`) as a span set off by a space from what comes before it."""
+        if label is None:
+            for i, word in enumerate(piece.split(" ")):
+                if i:
+                    self._space()
                 self.text += word
-        if label is not None:
-            value = " ".join(piece.split())
-            if self.text and not self.text.endswith(" "):
-                self.text += " "
-            start = len(self.text)
-            self.text += value
-            self.entities.append(
-                {"label": label, "start": start, "end": len(self.text), "text": value}
-            )
+            return
+        self._space()
+        value = " ".join(piece.split())
+        start = len(self.text)
+        self.text += value
+        self.entities.append({"label": label, "start": start, "end": len(self.text), "text": value})
+
+    def _space(self) -> None:
+        if self.text and not self.text.endswith(" "):
+            self.text += " "
 
 
 class PackRenderer:
