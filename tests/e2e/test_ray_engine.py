@@ -111,7 +111,7 @@ def test_a_killed_first_pass_replica_costs_one_utterance_at_most(ray_deployment)
             got.setdefault(event["utterance"], asyncio.Event()).set()
 
     async def outcome(utterance: int) -> None:
-        await asyncio.wait_for(got.setdefault(utterance, asyncio.Event()).wait(), 90)
+        await asyncio.wait_for(got.setdefault(utterance, asyncio.Event()).wait(), 200)
 
     async def frames():
         async for frame in file_frames(_pcm(np.concatenate([GAP[:4000], en, GAP])), SR, 100, 0):
@@ -130,8 +130,12 @@ def test_a_killed_first_pass_replica_costs_one_utterance_at_most(ray_deployment)
         await outcome(2)
 
     started = time.perf_counter()
+    # The restarted replica reloads Whisper: seconds on an idle machine, minutes on a 2-core
+    # CI machine that other work is loading (seen: > 120 s), hence the generous bound.
     log = asyncio.run(
-        stream_session(ray_deployment.url, frames(), language="auto", on_event=on_event)
+        stream_session(
+            ray_deployment.url, frames(), language="auto", on_event=on_event, timeout_s=300
+        )
     )
     took = time.perf_counter() - started
     kinds = [e["type"] for e in log.events]
@@ -147,7 +151,7 @@ def test_a_killed_first_pass_replica_costs_one_utterance_at_most(ray_deployment)
     third = by_utterance[2]
     assert third["type"] == "final" and third["text"].strip() and third["language"] == "en"
     assert not [e for e in log.errors if e.get("code") == "client_timeout"]
-    assert took < 150, f"{took:.0f} s"
+    assert took < 300, f"{took:.0f} s"
     new_pid = first_pass.pid.remote().result(timeout_s=60)
     assert new_pid != pid  # Serve replaced the replica
     print(
