@@ -139,7 +139,7 @@ def write_card(
         # every training stage, also those an interrupted build resumed from checkpoints
         "train_seconds": round(sum(s.get("seconds", 0) for s in metrics["steps"].values()), 1),
         "device": metrics.get("device"),
-        "machine": machine_info(),
+        "machine": {k: v for k, v in machine_info().items() if k != "load_avg_1m"},
         "metrics": {name: run.get("eval") for name, run in runs.items()},
         "rebuild": [f"python -m lab.domains build {pack.name}" + (" --tiny" if cfg.tiny else "")],
     }
