@@ -306,10 +306,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _engines(args, rows: list[dict], argv: list[str] | None) -> int:
     """--engine: each engine (and Ray first-pass replica count) in turn, the same load."""
     import sys
@@ -357,3 +353,7 @@ def _engines(args, rows: list[dict], argv: list[str] | None) -> int:
     text = write_report(report, render, args.out, args.markdown)
     print(text)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
