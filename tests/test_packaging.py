@@ -65,6 +65,13 @@ def test_wheel_holds_the_runtime_data(wheel):
         "assistant/web/index.html",
         "assistant/web/app.js",
         "assistant/cli.py",
+        # domain packs: loaded by name from the installed package (assistant.domain)
+        "assistant/domains/retail/pack.yaml",
+        "assistant/domains/retail/templates.yaml",
+        "assistant/domains/coffee/pack.yaml",
+        "assistant/domains/coffee/grammar.yaml",
+        "assistant/domains/coffee/student/model.int8.onnx",
+        "assistant/domains/coffee/student/labels.json",
     }
     assert needed <= names, sorted(needed - names)
 
