@@ -17,6 +17,7 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant.errors import UserError
 from nlu.schema import LabelSet
 from textnorm import normalize
 
@@ -24,13 +25,14 @@ PACKS_DIR = Path(__file__).parent / "domains"
 DEFAULT_DOMAIN = "retail"
 DOMAIN_HELP = (
     "domain pack: a name under assistant/domains (retail, coffee) or a pack directory "
-    "(default: %(default)s; docs/domain_packs.md)"
+    "(docs/domain_packs.md)"
 )
 PLUGIN_ANSWERERS = ("retail", "templates")  # retail: assistant.answer.Answerer over the inventory
 
 
-class DomainError(ValueError):
-    """A pack that cannot be found or does not follow the format (message says where)."""
+class DomainError(UserError, ValueError):
+    """A pack that cannot be found or does not follow the format (message says where). A
+    UserError, so every command prints it; a ValueError, so a config's check reports it."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from assistant.domain import DOMAIN_HELP, DomainError
+from assistant.domain import DOMAIN_HELP
 from assistant.errors import UserError, check_text
 
 
@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("ask", help="answer a typed question (parse, link, answer)")
     parser.add_argument("text", nargs="+", help="the question, e.g. 'where can I find tide pods'")
     parser.add_argument("--store", default="1", help="store id (default: %(default)s)")
-    parser.add_argument("--domain", default="retail", help=DOMAIN_HELP)
+    parser.add_argument("--domain", default="retail", help=DOMAIN_HELP + " (default: %(default)s)")
     parser.add_argument("--language", choices=("auto", "en", "es"), default="auto")
     parser.add_argument("--json", action="store_true", help="print the JSON contract of DESIGN.md")
     parser.add_argument(
@@ -39,12 +39,9 @@ def run(args: argparse.Namespace) -> int:
     text = check_text(" ".join(args.text).strip(), "the question")
     if not text:
         raise UserError("empty question; pass the question as TEXT")
-    try:
-        bundle = build_assistant(
-            args.db, prefer_learned=not args.baseline, nlu_device=args.device, domain=args.domain
-        )
-    except DomainError as error:
-        raise UserError(str(error)) from error
+    bundle = build_assistant(
+        args.db, prefer_learned=not args.baseline, nlu_device=args.device, domain=args.domain
+    )
     if bundle.inventory is not None:
         bundle.inventory.check()  # a clear message now rather than half an answer
     result = bundle.ask(text, args.store, None if args.language == "auto" else args.language)

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         "--precision", choices=("auto", "int8", "fp32"), default="auto", help="student ONNX file"
     )
     p.add_argument("--model", help="student model directory (default: the domain's student)")
-    p.add_argument("--domain", default="retail", help=DOMAIN_HELP)
+    p.add_argument("--domain", default="retail", help=DOMAIN_HELP + " (default: %(default)s)")
     p.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
@@ -43,16 +43,13 @@ def load_parser(
 ):
     """The ONNX student (`model`, else the domain's), else the retail baseline parser
     (warning on stderr)."""
-    from assistant.domain import DomainError, load_domain  # noqa: PLC0415
+    from assistant.domain import load_domain  # noqa: PLC0415
     from assistant.pipeline import load_pack_parser  # noqa: PLC0415
     from nlu.runtime import OnnxParser, load_default_parser  # noqa: PLC0415
 
-    try:
-        pack = load_domain(domain)
-        if not model and pack.student is not None:
-            return load_pack_parser(pack, precision, device)
-    except DomainError as error:
-        raise UserError(str(error)) from error
+    pack = load_domain(domain)  # a DomainError is a UserError: printed, no traceback
+    if not model and pack.student is not None:
+        return load_pack_parser(pack, precision, device)
 
     if model:
         try:

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import sys
 
+from assistant.domain import DOMAIN_HELP
 from assistant.errors import UserError
 from assistant.options import ConfigOptions, Flag, build
 
@@ -68,8 +69,7 @@ PIPELINE_HELP = {
     "phrases": "decode unbiased: no catalog phrases unless a client sends its own",
     "slot_bonus_nats": "a pack's joint n-best reading: nats per slot filled with a pack value "
     "(0: the rescored order)",
-    "domain": "domain pack: a name under assistant/domains (retail, coffee) or a pack "
-    "directory (docs/domain_packs.md)",
+    "domain": DOMAIN_HELP,
 }
 ENGINE_HELP = {
     "engine": "local: one process holds every model; ray: the model stages as Ray Serve "

@@ -148,10 +148,9 @@ def run(args: argparse.Namespace) -> int:
     from asr.backends import load_transcriber
     from asr.models import ModelError
     from asr.transcriber import TranscriberConfig
-
-    pipeline, first_pass = args.options
     from assistant.domain import load_domain
 
+    pipeline, first_pass = args.options
     shared = pipeline.values(args)
     backend = shared.pop("asr_backend")
     pack = load_domain(shared.pop("domain"))

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from asr.audio import SAMPLE_RATE, resample
+from asr.audio import SAMPLE_RATE, decode_audio, resample
 from lab import REPO
 from lab.bench.hear_the_store import brown_noise
 from lab.report import describe_machine, machine_info, render_table, write_report
@@ -167,15 +167,12 @@ def mix_at_snr(
 @functools.lru_cache(maxsize=1)
 def babble_bank() -> tuple[np.ndarray, ...]:
     """The committed synthetic-speech fixtures whose text holds no coffee-slot word, 16 kHz."""
-    import soundfile as sf
-
     bank = []
     for line in (FIXTURES / "fixtures.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if SLOT_WORDS & set(normalize(row["text"], row["language"]).split()):
             continue
-        audio, rate = sf.read(FIXTURES / row["file"], dtype="float32", always_2d=True)
-        bank.append(resample(audio.mean(axis=1), rate, SAMPLE_RATE))
+        bank.append(decode_audio(FIXTURES / row["file"]))
     return tuple(bank)
 
 
@@ -324,14 +321,11 @@ class Clip:
 
 def load_clips(data: Path, limit: int | None = None) -> list[Clip]:
     """The clips of labels.json in file-name order (the first `limit` of them)."""
-    import soundfile as sf
-
     labels = json.loads((data / "labels.json").read_text(encoding="utf-8"))
-    clips = []
-    for name in sorted(labels)[:limit]:
-        audio, rate = sf.read(data / "audio" / name, dtype="float32", always_2d=True)
-        clips.append(Clip(name, resample(audio.mean(axis=1), rate, SAMPLE_RATE), labels[name]))
-    return clips
+    return [
+        Clip(name, decode_audio(data / "audio" / name), labels[name])
+        for name in sorted(labels)[:limit]
+    ]
 
 
 def condition_name(kind: str, snr_db: float | None) -> str:

@@ -198,3 +198,13 @@ def test_a_pack_without_its_student_is_refused_before_anything_loads(tmp_path):
     load_domain.cache_clear()
     with pytest.raises(ValueError, match="gone.yaml: cannot read it"):
         PipelineConfig(domain=str(pack))
+
+
+def test_every_command_reports_an_unknown_pack_without_a_traceback(capsys):
+    from assistant import cli
+
+    audio = str(Path(__file__).resolve().parents[1] / "fixtures" / "audio" / "en_01_tide_pods.wav")
+    for argv in (["transcribe", "--domain", "nope", audio], ["parse", "--domain", "nope", "x"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "no domain pack 'nope'" in err and "Traceback" not in err
