@@ -153,7 +153,8 @@ def build_clips(per_language: int, seed: int, folder: Path, dev: bool = False) -
             snr = round(rng.uniform(0, 20), 1) if condition == "noise" else None
             audio = synthesize(row["text"], voice, rate=rng.uniform(0.9, 1.1), seed=k)
             audio = apply_condition(audio, condition, snr, seed=k)
-            path = folder / f"{'dev_' if dev else ''}{language}_{k:03d}.wav"
+            # named after the manifest: another size or seed must not overwrite this set's WAVs
+            path = folder / f"{manifest.stem.removeprefix('manifest_')}_{language}_{k:03d}.wav"
             write_wav(path, audio)
             clips.append(Clip(str(path), row, voice, condition, snr))
     manifest.write_text("\n".join(json.dumps(c.__dict__, ensure_ascii=False) for c in clips))
