@@ -17,8 +17,9 @@ from dataclasses import dataclass, field, replace
 from asr.nbest import NBest
 from assistant.dates import PERIOD_NAMES, WEEKDAYS, day_of, period_of
 from assistant.inventory import Inventory, ProductRecord
-from assistant.linker import Linker, LinkResult
+from assistant.linker import Candidate, Linker, LinkResult
 from nlu.schema import Entity, NluResult, Parser
+from textnorm import fold
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,9 @@ class Answerer:
         if not result.candidates:
             return self._not_found(nlu, lang, store, result, details)
         if result.ambiguous:
+            kind = self._product_type_answer(nlu, lang, store, result, details)
+            if kind is not None:
+                return kind
             lines = result.lines(3)
             hits = tuple(self._hit(c.product, store, lang) for c in lines)
             aisles = {(h.aisle, h.department) for h in hits}
@@ -227,14 +231,7 @@ class Answerer:
             )
         best = result.best
         assert best is not None
-        line = [c for c in result.candidates if c.product.line == best.product.line]
-        # the variants the query's size and colour allow (all of the line when it gave none)
-        fits = [
-            c
-            for c in line
-            if (c.size_score is None or c.size_score >= VARIANT_MATCH)
-            and (c.color_score is None or c.color_score >= VARIANT_MATCH)
-        ]
+        fits = _fits([c for c in result.candidates if c.product.line == best.product.line])
         asked = [w for w in (result.size, result.color) if w]
         if not fits:
             return self._variant_missing(nlu, lang, store, best.product, asked, details)
@@ -294,6 +291,100 @@ class Answerer:
                 text, lang, nlu.intent, "location", products=(hit,), store=store, details=details
             )
         return self._stock(nlu, lang, store, [c.product for c in fits], details)
+
+    def _product_type_answer(
+        self, nlu: NluResult, lang: str, store: str, result: LinkResult, details: dict
+    ) -> Answer | None:
+        """A product type asked for with no brand ("where are the socks?", "are there more
+        buns in the back?"): every line of the type fits equally, so answer for all of them
+        (their aisles; the stock of each) instead of asking which brand. None when a brand
+        counted in the link, the top lines are of different types, none of them has the
+        size asked, or they lie in more than three aisles."""
+        lines = result.lines(limit=12)
+        top = lines[0].score
+        lines = [c for c in lines if c.score >= top - self.linker.config.ambiguity_margin]
+        if any(c.brand_score is not None for c in lines):
+            return None
+        if len({c.product.type_id for c in lines}) != 1:
+            return None
+        # a brand the parse missed but the text says ("the tv by onn"): only its lines
+        said = [c for c in lines if _says(nlu.text, c.product.brand)]
+        lines = said or lines
+        by_line = {
+            c.product.line: _fits(self.linker.variants(c.product.line, result.size, result.color))
+            for c in lines
+        }
+        by_line = {line: fits for line, fits in by_line.items() if fits}
+        if not by_line:
+            return None
+        details["product_type"] = lines[0].product.type_id
+        kind = lines[0].product
+        name = kind.product_es if lang == "es" else kind.product_en
+        name = name[:1].upper() + name[1:]
+        if nlu.intent == "check_stock":
+            return self._type_stock(nlu, lang, store, name, by_line, details)
+        hits = tuple(self._hit(c.product, store, lang) for fits in by_line.values() for c in fits)
+        placed = [h for h in hits if h.aisle]
+        aisles = list(dict.fromkeys(h.aisle for h in placed))  # best line's first
+        if not placed or len(aisles) > 3:
+            return None
+        parts = []
+        for aisle in aisles:
+            here = [h for h in placed if h.aisle == aisle]
+            bays = sorted({h.bay for h in here if h.bay is not None})
+            bay = str(bays[0]) if len(bays) == 1 else f"{bays[0]}-{bays[-1]}"
+            brands = _join(sorted({h.brand for h in here}), lang)
+            parts.append(
+                _say(
+                    lang,
+                    f"aisle {aisle}, bay {bay} ({here[0].department}: {brands})",
+                    f"pasillo {aisle}, sección {bay} ({here[0].department}: {brands})",
+                )
+            )
+        details["variants"] = len(placed)
+        return Answer(
+            f"{name}: {'; '.join(parts)}.",
+            lang,
+            nlu.intent,
+            "location",
+            products=tuple(placed),
+            store=store,
+            details=details,
+        )
+
+    def _type_stock(
+        self,
+        nlu: NluResult,
+        lang: str,
+        store: str,
+        name: str,
+        by_line: dict[str, list[Candidate]],
+        details: dict,
+    ) -> Answer:
+        """Stock of a product type: one SKU per line when the size and colour pin it down
+        (that SKU's stock), else each line's total over the variants that fit."""
+        if all(len(fits) == 1 for fits in by_line.values()):
+            return self._stock(nlu, lang, store, [f[0].product for f in by_line.values()], details)
+        parts, hits = [], []
+        for fits in list(by_line.values())[:5]:
+            hit = self._hit(fits[0].product, store, lang)
+            units = sum((self.inventory.stock(c.sku, store) or (0, 0))[0] for c in fits)
+            where = (
+                _say(lang, f", aisle {hit.aisle}", f", pasillo {hit.aisle}") if hit.aisle else ""
+            )
+            parts.append(
+                _say(
+                    lang,
+                    f"{hit.brand} {units} in {len(fits)} variants{where}",
+                    f"{hit.brand} {units} en {len(fits)} variantes{where}",
+                )
+            )
+            hits.append(hit)
+        details["variants"] = sum(len(f) for f in by_line.values())
+        text = _say(lang, f"{name} on hand: ", f"{name} en existencia: ") + "; ".join(parts) + "."
+        return Answer(
+            text, lang, nlu.intent, "stock", products=tuple(hits), store=store, details=details
+        )
 
     def _not_found(
         self, nlu: NluResult, lang: str, store: str, result: LinkResult, details: dict
@@ -572,6 +663,28 @@ def _join(items: list[str], lang: str, conjunction: str = "and") -> str:
 
 
 VARIANT_MATCH = 0.9  # a SKU's size/colour this close to the query's words is the one asked
+
+
+def _says(text: str, name: str) -> bool:
+    """Whether `text` holds `name` as whole words, ignoring case, accents and punctuation."""
+    words = lambda t: re.sub(r"[^\w]+", " ", fold(t)).split()  # noqa: E731
+    said, want = words(text), words(name)
+    n = len(want)
+    return n > 0 and any(said[i : i + n] == want for i in range(len(said) - n + 1))
+
+
+def _fits(line: list[Candidate]) -> list[Candidate]:
+    """The SKUs of one line the query's size and colour allow (all of them when it gave
+    none): at least VARIANT_MATCH, and only the best-matching form when several pass
+    ("extra large" is Extra Large, not also Large)."""
+    fits = list(line)
+    for attr in ("size_score", "color_score"):
+        fits = [c for c in fits if getattr(c, attr) is None or getattr(c, attr) >= VARIANT_MATCH]
+        scores = [getattr(c, attr) for c in fits if getattr(c, attr) is not None]
+        if scores:
+            top = max(scores)
+            fits = [c for c in fits if getattr(c, attr) is None or getattr(c, attr) >= top - 1e-6]
+    return fits
 
 
 def _line_name(p: ProductRecord, lang: str) -> str:

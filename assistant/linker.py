@@ -292,6 +292,8 @@ class Linker:
         products = self.inventory.products()
         brand_forms: dict[str, set[str]] = defaultdict(set)
         line_forms: dict[str, set[str]] = defaultdict(set)
+        # names that carry the brand ("gamesa chokis cookies"): said whole, they name a line
+        named_forms: dict[str, set[str]] = defaultdict(set)
         self._size_forms: dict[str, set[str]] = defaultdict(set)
         self._color_forms: dict[str, set[str]] = defaultdict(set)
         self._lines: dict[str, list[ProductRecord]] = defaultdict(list)
@@ -311,10 +313,12 @@ class Linker:
                 f"{p.product_es} {p.brand}",
             ):
                 line_forms[fold(name)].add(p.line)
+                named_forms[fold(name)].add(p.line)
             # and as written on the shelf label, before the size: "gildan t-shirts"
             for name in (p.name_en, p.name_es):
                 head = name.split(",")[0]
                 line_forms[fold(head)].add(p.line)
+                named_forms[fold(head)].add(p.line)
             for f in (p.size, p.size_es):
                 if f:
                     self._size_forms[p.sku].add(fold(f))
@@ -332,6 +336,8 @@ class Linker:
             elif kind == "color":
                 self._color_forms[sku].add(fold(alias))
         self._brands = _Forms(brand_forms)
+        self._named_lines = {f: ls.pop() for f, ls in named_forms.items() if len(ls) == 1}
+        self._named_re = _alternation({f for f in self._named_lines if " " in f})
         self._products = _Forms(line_forms)
         self._brand_lines: dict[str, list[str]] = defaultdict(list)
         for line, brand in self._line_brand.items():
@@ -374,6 +380,34 @@ class Linker:
             out.append(" ".join(found) or None)
         return out[0], out[1]
 
+    def named_line(self, text: str) -> str | None:
+        """The product line whose full name (brand included) the text says word for word.
+
+        "Gamesa Chokis Cookies, 14 oz" names Gamesa Chokis, not the plain Gamesa Cookies
+        line that the spans alone would favour; the longest name said wins, and two
+        different names of the same length settle nothing.
+        """
+        self._build()
+        if self._named_re is None:
+            return None
+        found = {m.group(0) for m in self._named_re.finditer(fold(text))}
+        if not found:
+            return None
+        longest = max(len(f) for f in found)
+        lines = {self._named_lines[f] for f in found if len(f) == longest}
+        return lines.pop() if len(lines) == 1 else None
+
+    def _variant(self, kind: str, span: str | None, found: str | None) -> str | None:
+        """The size (or colour) words to match: the span when it is a catalog form, else
+        the catalog forms found in the text ("[half]SIZE" in "..., Half Gallon")."""
+        if not (span and found):
+            return span or found
+        said = digits(fold(span))
+        if said != found and f" {said} " in f" {found} ":
+            return found  # "[grande]SIZE" of "Extra grande": the longer form said
+        pattern = self._variant_re[kind]
+        return span if pattern and pattern.fullmatch(said) else found
+
     def _clean_span(self, span: str | None) -> str | None:
         """A span without carrier words and without the size/colour forms inside it."""
         if not span:
@@ -399,8 +433,13 @@ class Linker:
             for label in ("BRAND", "PRODUCT", "SIZE", "COLOR")
         }
         found_size, found_color = self.variants_in(nlu.text)
-        size = spans["SIZE"] or found_size
-        color = spans["COLOR"] or found_color
+        size = self._variant("size", spans["SIZE"], found_size)
+        color = self._variant("color", spans["COLOR"], found_color)
+        named = self.named_line(nlu.text)
+        if named is not None:
+            score = 1.0 + self._generic_bonus(named)
+            ranked = self._rank({named: (score, 1.0, 1.0)}, size, color, "spans")
+            return LinkResult(ranked.candidates, False, "spans", None, size, color)
         brand = self._clean_span(spans["BRAND"])
         product = self._clean_span(spans["PRODUCT"])
         if not (brand or product):
@@ -621,6 +660,9 @@ class Linker:
         """
         merged: dict[str, float] = defaultdict(float)
         line_mass: dict[str, float] = defaultdict(float)
+        # hypotheses that name a product type and no brand ("where's the dog food") back
+        # the type, not one of its lines: their support is counted per type as well
+        type_mass: dict[str, float] = defaultdict(float)
         carrier: dict[str, tuple[float, int]] = {}
         by_sku: dict[str, Candidate] = {}
         results: list[LinkResult] = []
@@ -633,6 +675,8 @@ class Linker:
             if intent and nlu.intent != intent:
                 agree *= 0.7
             top_line = result.candidates[0].product.line
+            if result.candidates[0].brand_score is None:
+                type_mass[result.candidates[0].product.type_id] += w * agree
             seen_lines = set()
             for c in result.candidates:
                 pair = w * agree * c.score
@@ -652,13 +696,21 @@ class Linker:
             return LinkResult(source="joint", missing=missing, size=first.size, color=first.color)
         ranked = sorted(merged, key=lambda s: (-merged[s], s))
         best = by_sku[ranked[0]]
-        support = line_mass[best.product.line] / max(sum(weights), 1e-9)
+        total = max(sum(weights), 1e-9)
+        support = line_mass[best.product.line] / total
         hyp = carrier[ranked[0]][1]
+        ambiguous = None
         if support < self.config.min_support:
-            missing = results[0].missing if results else None
-            return LinkResult(
-                source="joint", missing=missing, support=round(support, 4), hypothesis=hyp
-            )
+            kind = max(type_mass, key=lambda t: (type_mass[t], t), default=None)
+            if kind is None or type_mass[kind] / total < self.config.min_support:
+                missing = results[0].missing if results else None
+                return LinkResult(
+                    source="joint", missing=missing, support=round(support, 4), hypothesis=hyp
+                )
+            # the list agrees on the type only: its lines, for the answer to cover or ask
+            ranked = [s for s in ranked if by_sku[s].product.type_id == kind]
+            best, support, ambiguous = by_sku[ranked[0]], type_mass[kind] / total, True
+            hyp = carrier[ranked[0]][1]
         scale = max(merged[ranked[0]], 1e-9) / max(best.score, 1e-9)
         cands = tuple(
             Candidate(
@@ -674,7 +726,7 @@ class Linker:
         chosen = results[hyp]
         return LinkResult(
             cands,
-            self._is_ambiguous(cands),
+            self._is_ambiguous(cands) if ambiguous is None else ambiguous,
             "joint",
             None,
             chosen.size,
@@ -794,27 +846,41 @@ class Linker:
         color: str | None,
         source: str,
     ) -> LinkResult:
-        cfg = self.config
         cands: list[Candidate] = []
         for line, (score, bs, ps) in lines.items():
-            if score < cfg.min_score:
-                continue
-            for p in self._lines[line]:
-                # an attribute the SKU does not have (colour of milk) neither helps nor hurts
-                size_forms = self._size_forms.get(p.sku, ())
-                color_forms = self._color_forms.get(p.sku, ())
-                ss = self._attr_score(size, size_forms) if size and size_forms else None
-                cs = self._attr_score(color, color_forms) if color and color_forms else None
-                final = score
-                # size and colour reorder the SKUs of a line and break ties between lines
-                if ss is not None:
-                    final += 0.2 * (ss - 0.5)
-                if cs is not None:
-                    final += 0.06 * (cs - 0.5)
-                cands.append(Candidate(p, round(final, 4), bs, ps, ss, cs))
+            if score >= self.config.min_score:
+                cands.extend(self.variants(line, size, color, score, bs, ps))
         cands.sort(key=lambda c: (-c.score, c.product.line, c.product.sku))
-        cands = cands[: cfg.max_candidates * 3]
+        cands = cands[: self.config.max_candidates * 3]
         return LinkResult(tuple(cands), self._is_ambiguous(cands), source)
+
+    def variants(
+        self,
+        line: str,
+        size: str | None,
+        color: str | None,
+        score: float = 1.0,
+        brand_score: float | None = None,
+        product_score: float | None = None,
+    ) -> list[Candidate]:
+        """Every SKU of `line` scored by the size and colour words' agreement, best first;
+        `score` is the line's own (brand and product agreement)."""
+        self._build()
+        out = []
+        for p in self._lines.get(line, ()):
+            # an attribute the SKU does not have (colour of milk) neither helps nor hurts
+            size_forms = self._size_forms.get(p.sku, ())
+            color_forms = self._color_forms.get(p.sku, ())
+            ss = self._attr_score(size, size_forms) if size and size_forms else None
+            cs = self._attr_score(color, color_forms) if color and color_forms else None
+            final = score
+            # size and colour reorder the SKUs of a line and break ties between lines
+            if ss is not None:
+                final += 0.2 * (ss - 0.5)
+            if cs is not None:
+                final += 0.06 * (cs - 0.5)
+            out.append(Candidate(p, round(final, 4), brand_score, product_score, ss, cs))
+        return sorted(out, key=lambda c: (-c.score, c.product.sku))
 
     def _is_ambiguous(self, cands) -> bool:
         best_by_line: dict[str, float] = {}
@@ -834,8 +900,12 @@ class Linker:
         for f in forms:
             form = digits(f)
             fn = set(re.findall(r"\d+", form))
-            if f" {form} " in padded:  # "color negro" holds "negro"
-                best = max(best, 1.0 if len(form) > 2 else 0.9)
+            if form == query:
+                best = 1.0
+            elif f" {form} " in padded:
+                # "color negro" holds "negro"; "extra large" holds "large" too, but less of
+                # it than the form "extra large" does: the longer form scores higher
+                best = max(best, 0.9 + 0.09 * len(form) / max(len(query), 1))
             elif numbers and fn == numbers and not re.sub(r"[\d\s]", "", query):
                 best = max(best, 0.95)  # "11" for "talla 11"
         if numbers and not any(numbers & set(re.findall(r"\d+", f)) for f in forms):

@@ -38,7 +38,9 @@ CARRIER_WORDS = frozenset(
     for w in _words(
         "check checa checar chequea checame revisa revisar busca buscar busco find look "
         "locate show tell ask see verifica verificar fijate mira dime dame please porfa "
-        "favor thanks gracias hey oye ok okay um uh eh este pues like so the los las la el"
+        "favor thanks gracias hey oye ok okay um uh eh este pues like so the los las la el "
+        # "llévame a la mantequilla", "hay pedido de sopa": a request, not a product
+        "llevame llevenme muestrame ensename ubicacion pedido"
     )
 )
 

@@ -114,10 +114,30 @@ def test_out_of_stock_lists_nearby_stores(bundle):
 
 
 def test_ambiguous_asks_back(bundle):
-    answer = bundle.ask("where are the diapers", "1")["answer"]
+    # a brand with many kinds of product: which one is a real question
+    answer = bundle.ask("where is the great value", "1")["answer"]
     assert answer["kind"] == "ambiguous"
     assert len(answer["candidates"]) >= 2 and "?" in answer["text"]
-    assert len({c["brand"] for c in answer["candidates"]}) >= 2
+    assert len({c["name"] for c in answer["candidates"]}) >= 2
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [
+        ("where are the diapers", "location"),
+        ("dónde están los pañales", "location"),
+        ("how many diapers do we have", "stock"),
+        ("¿cuántos pañales quedan?", "stock"),
+    ],
+)
+def test_product_type_without_brand_answers_for_every_brand(bundle, query, kind):
+    """No brand said: every line of the type fits, so the answer covers them, not a question."""
+    answer = bundle.ask(query, "1")["answer"]
+    assert answer["kind"] == kind
+    brands = {p["brand"] for p in answer["products"]}
+    assert len(brands) >= 2
+    for p in answer["products"]:
+        assert p["brand"] in answer["text"] and str(p["aisle"]) in answer["text"]
 
 
 def test_not_found_offers_closest(bundle):

@@ -118,6 +118,46 @@ def test_departments_by_sound(bundle):
     assert bundle.linker.link_department("jardineria")[0] is not None
 
 
+@pytest.mark.parametrize(
+    "nlu, sku_name",
+    [
+        # the full catalog name said word for word names that line, not the plain one
+        (_nlu("show me where Gamesa Chokis Cookies, 14 oz is", "find_product", ("BRAND", "Gamesa"), ("PRODUCT", "Cookies"), ("SIZE", "14 oz")), "Gamesa Chokis Cookies, 14 oz"),
+        (_nlu("where's the Tidy Cats Cat Litter, 20 lb?", "find_product", ("BRAND", "Tidy Cats Cat"), ("PRODUCT", "Litter"), ("SIZE", "20 lb")), "Tidy Cats Cat Litter, 20 lb"),
+        # a size span cut short: the catalog form the text holds is the size
+        (_nlu("Show me where the Breyers Ice Cream, Half Gallon is", "find_product", ("BRAND", "Breyers"), ("PRODUCT", "Ice Cream"), ("SIZE", "Half")), "Breyers Ice Cream, Half Gallon"),
+        (_nlu("Quedan Calcetines Fruit of the Loom, color negro, Extra grande?", "check_stock", ("PRODUCT", "Calcetines"), ("BRAND", "Fruit of the Loom"), ("COLOR", "negro"), ("SIZE", "grande"), lang="es"), "Calcetines Fruit of the Loom, color negro, Extra grande"),
+        # sizes as people say them ("fluid ounces" for "fl oz")
+        (_nlu("is the Rockstar energy drink sixteen fluid ounces out of stock", "check_stock", ("BRAND", "Rockstar"), ("PRODUCT", "energy drink"), ("SIZE", "sixteen fluid ounces")), "Rockstar Energy Drink, 16 fl oz"),
+    ],
+)  # fmt: skip
+def test_names_and_sizes_as_written_pick_the_sku(bundle, nlu, sku_name):
+    answer = bundle.answerer.answer(nlu, "1")
+    assert answer.kind in ("location", "stock")
+    assert [p.name for p in answer.products] == [sku_name]
+
+
+def test_type_agreed_by_the_nbest_answers_the_type(bundle):
+    """Two of three hypotheses name dog food and no brand: each dog food line gets a small
+    share of their weight, below the support a line needs, but the list agrees on the type."""
+    texts = (
+        "show me where to dump foodies",
+        "show me where the dog food is",
+        "where's the dog food",
+    )
+    nbest = NBest(tuple(Hypothesis(t, score=-0.6 - 0.02 * i) for i, t in enumerate(texts)), "en")
+    nlus = [
+        _nlu(texts[0], "find_product", ("PRODUCT", "dump foodies")),
+        _nlu(texts[1], "find_product", ("PRODUCT", "dog food")),
+        _nlu(texts[2], "find_product", ("PRODUCT", "dog food")),
+    ]
+    per_line = bundle.linker.link_joint(nlus[:1] + nlus[1:2] + nlus[:1], [1 / 3] * 3)
+    assert not per_line.candidates  # one hypothesis of three: too little for the type too
+    answer = bundle.answerer.answer(nlus[0], "1", nbest=nbest, nlus=nlus)
+    assert answer.kind == "location" and answer.details["product_type"] == "dog_food"
+    assert len({p.brand for p in answer.products}) >= 2
+
+
 def test_joint_nbest_uses_every_hypothesis(bundle):
     nbest = NBest(
         (
