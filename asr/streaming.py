@@ -32,6 +32,10 @@ equals `Speculation.cut` only when the audio is the same, so a caller uses a spe
 result for that endpoint and drops it otherwise. The caller reports a verdict on the
 speculation's text with settle(), which may end the utterance at once.
 
+Files: `segment(audio)` cuts a whole recording into the utterances a live session would cut
+from it (the same policy in stream time, with no partials and no verdicts), so that a file
+transcription decodes the very samples a stream's finals decode.
+
 Partial text follows the local-agreement policy: every `partial_interval_s` of new audio
 the utterance so far is decoded, and only the longest common word prefix of two
 consecutive decodes is committed. Committed text never shrinks, so it does not flicker.
@@ -43,7 +47,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -450,3 +454,28 @@ class StreamingPolicy:
             event = self.apply_partial(job, *decoded)
             if event is not None:
                 self._events.append(event)
+
+
+def segment(
+    audio: np.ndarray,
+    config: StreamingConfig | None = None,
+    vad: VoiceActivity | None = None,
+    language: str | None = None,
+) -> list[Endpoint]:
+    """The utterances a live session cuts from `audio` (float32 [n], 16 kHz, the whole stream).
+
+    The policy a session runs, fed the whole recording at once (VAD and endpointing do not
+    depend on how the audio is chunked) and finished at its end, with no partials and no
+    turn verdicts: every utterance ends after `endpoint_silence_ms`. A live session cuts the
+    same utterances with the same samples, [onset - pre-roll, last speech + pad] on the frame
+    grid, unless a verdict moved an endpoint across a pause (a complete query ends after
+    `endpoint_complete_ms`, an incomplete one waits `endpoint_incomplete_ms`), which decides
+    when an utterance ends but not where its audio is cut. vad: a fresh detector (default
+    Silero); it is used from its reset state.
+    """
+    config = replace(config or StreamingConfig(), partials=False)
+    if vad is not None:
+        vad.reset()
+    policy = StreamingPolicy(config, vad=vad, language=language)
+    policy.push(audio)
+    return [e for e in policy.finish() if isinstance(e, Endpoint)]

@@ -177,19 +177,31 @@ def transcription(file: str, nbest: NBest) -> dict[str, Any]:
     return {"file": file, "language": heard.pop("language"), **heard}
 
 
-def joined_transcription(file: str, nbests: list[NBest], seconds: list[float]) -> dict[str, Any]:
-    """The DESIGN.md object for a file decoded as consecutive 30 s segments.
+def no_speech(file: str, language: str | None) -> dict[str, Any]:
+    """The DESIGN.md object for a file in which the VAD found no utterance (what a live
+    session sends no final for): empty readings, language the one asked for or null."""
+    return {
+        "file": file, "language": language, "text": "", "first_pass_text": "", "nbest": [],
+        "segments": [],
+    }  # fmt: skip
 
-    text / first_pass_text: the segments' readings joined; nbest: the k-th readings of every
-    segment joined (a segment with fewer gives its last), scores summed; language: that of
-    the longest segment's; plus "segments": each segment's own record with start_s, end_s
-    (seconds: each segment's length)."""
+
+def joined_transcription(
+    file: str, nbests: list[NBest], spans: list[tuple[float, float]]
+) -> dict[str, Any]:
+    """The DESIGN.md object for a file decoded as several pieces: the utterances a live
+    session would cut from it, or (--whole-file) consecutive pieces of at most 30 s.
+
+    text / first_pass_text: the pieces' readings joined; nbest: the k-th readings of every
+    piece joined (a piece with fewer gives its last), scores summed; language: that of the
+    longest piece's; plus "segments": each piece's own record with start_s, end_s (spans:
+    each piece's bounds in seconds of the file: speech onset and end of an utterance, as in
+    the websocket `final`, or the piece's own bounds)."""
     segments = []
-    for i, nbest in enumerate(nbests):
+    for nbest, (start_s, end_s) in zip(nbests, spans, strict=True):
         seg = transcription(file, nbest)
         del seg["file"]
-        seg["start_s"] = sum(seconds[:i])
-        seg["end_s"] = seg["start_s"] + seconds[i]
+        seg["start_s"], seg["end_s"] = start_s, end_s
         segments.append(seg)
     depth = max(len(seg["nbest"]) for seg in segments)
     joined = []
@@ -205,10 +217,10 @@ def joined_transcription(file: str, nbests: list[NBest], seconds: list[float]) -
             }
         )
     joined.sort(key=lambda h: h["score"], reverse=True)
-    longest = max(zip(seconds, segments, strict=True), key=lambda pair: pair[0])
+    longest = max(segments, key=lambda seg: seg["end_s"] - seg["start_s"])
     return {
         "file": file,
-        "language": longest[1]["language"],
+        "language": longest["language"],
         "text": " ".join(seg["text"].strip() for seg in segments if seg["text"].strip()),
         "first_pass_text": " ".join(
             seg["first_pass_text"].strip() for seg in segments if seg["first_pass_text"].strip()

@@ -2,6 +2,14 @@
 
 JSON contract (DESIGN.md), one object per file and line:
 {"file", "language", "text", "first_pass_text", "nbest": [{"text", "asr_score", "rescore_score", "score"}]}
+
+What is decoded: the utterances a live session would cut from the file (asr.streaming.segment:
+the same 16 kHz samples, the same VAD and endpointing, in stream time), each one exactly the
+samples a websocket final of that utterance decodes. A file of one utterance gives the object
+above; of several, their readings joined and "segments" (each utterance's own record with its
+start_s / end_s, as for a long file); of none (only silence or noise: a stream sends no final),
+empty readings and "segments": []. `--whole-file` decodes the whole file instead (in pieces of
+at most 30 s, Whisper's window), as before segmentation was shared with the server.
 """
 
 from __future__ import annotations
@@ -11,10 +19,17 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant import events
 from assistant.errors import UserError
 from assistant.options import ConfigOptions, Flag, build
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from asr.streaming import StreamingConfig
+    from asr.vad import VoiceActivity
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-rescore", action="store_true", help="first pass only (rescore_score null)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per file and line")
+    parser.add_argument(
+        "--whole-file",
+        action="store_true",
+        help="decode the whole file (in pieces of at most 30 s) instead of the utterances a "
+        "live session would cut from it",
+    )
     phrases = parser.add_mutually_exclusive_group()
     phrases.add_argument(
         "--phrases",
@@ -87,7 +108,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         },
         only=("model_dir", "language", "beam_size", "device", "compute_type"),
     )
-    parser.set_defaults(func=run, options=(pipeline, first_pass))
+    parser.set_defaults(
+        func=run, options=(pipeline, first_pass), segmentation=segmentation_flags(parser)
+    )
+
+
+# The StreamingConfig fields that decide which samples an utterance holds (`serve` has the
+# same flags); endpoint verdicts, speculation and partials only decide when a final is sent.
+SEGMENTATION = (
+    "vad_threshold", "vad_neg_threshold", "endpoint_silence_ms", "min_speech_ms",
+    "pre_roll_ms", "speech_pad_ms", "max_utterance_s",
+)  # fmt: skip
+
+
+def segmentation_flags(parser: argparse.ArgumentParser) -> ConfigOptions:
+    from asr.streaming import StreamingConfig
+    from assistant.commands.serve import STREAMING_HELP
+
+    return ConfigOptions(
+        parser, StreamingConfig, STREAMING_HELP, only=SEGMENTATION,
+        title="segmentation (as `serve`; ignored with --whole-file)",
+    )  # fmt: skip
 
 
 def read_phrases_file(path: Path) -> tuple[str, ...]:
@@ -143,6 +184,28 @@ def load_reranker(no_rescore: bool, device: str = "auto", pack=None):
 SEGMENT_SAMPLES = 30 * 16_000  # Whisper's window: 30 s of 16 kHz audio
 
 
+def pieces(
+    audio: np.ndarray, streaming: StreamingConfig | None = None, vad: VoiceActivity | None = None
+) -> list[tuple[np.ndarray, float, float]]:
+    """What `assistant transcribe` decodes of a file's audio (float32 [n], 16 kHz), as
+    [(samples, start_s, end_s)] in file order.
+
+    streaming: an asr.streaming.StreamingConfig: the utterances a live session with those
+    settings cuts (asr.streaming.segment; vad: its detector, default Silero), each with its
+    speech onset and end; none when the file holds no speech. None (--whole-file): the whole
+    file in equal consecutive pieces of at most 30 s (so that none is a fraction of a second
+    Whisper would make words of), each with its own bounds."""
+    if streaming is not None:
+        from asr.streaming import segment
+
+        return [(e.audio, e.start_s, e.end_s) for e in segment(audio, streaming, vad)]
+    size = -(-len(audio) // -(-len(audio) // SEGMENT_SAMPLES)) if len(audio) else 1
+    return [
+        (audio[start : start + size], start / 16_000, min(start + size, len(audio)) / 16_000)
+        for start in range(0, max(len(audio), 1), size)
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     from asr.audio import AudioError, decode_audio
     from asr.backends import load_transcriber
@@ -161,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
         {**first_pass.values(args), **shared},
         {**pipeline.options, **first_pass.options},
     )
+    streaming = None if args.whole_file else args.segmentation.build(args)
     phrases = load_phrases(args, pack)
     # Decode every file before loading Whisper: a bad file is reported at once, and the
     # good ones are still transcribed.
@@ -190,25 +254,25 @@ def run(args: argparse.Namespace) -> int:
     reranker = load_reranker(args.no_rescore, args.rescore_device, pack)
 
     for file, audio in audios:
-        # Whisper hears 30 s at a time: a longer file is decoded as consecutive segments
-        # through the same transcriber and the readings joined (record["segments"]); equal
-        # segments, so that none is a fraction of a second Whisper would make words of.
-        nbests, seconds = [], []
-        size = -(-len(audio) // -(-len(audio) // SEGMENT_SAMPLES)) if len(audio) else 1
-        for start in range(0, max(len(audio), 1), size):
+        nbests, spans = [], []
+        for samples, start_s, end_s in pieces(audio, streaming):
             nbest = transcriber.nbest(
-                audio[start : start + size],
-                language=config.language,
-                nbest=config.nbest,
-                phrases=phrases,
+                samples, language=config.language, nbest=config.nbest, phrases=phrases
             )
             nbests.append(reranker.rank(nbest) if reranker is not None else nbest)
-            seconds.append(len(audio[start : start + size]) / 16_000)
-        record = (
-            events.transcription(file, nbests[0])
-            if len(nbests) == 1
-            else events.joined_transcription(file, nbests, seconds)
-        )
+            spans.append((start_s, end_s))
+        if not nbests:
+            print(
+                f"assistant transcribe: {file}: no speech found (a stream would send no final); "
+                "--whole-file decodes the whole file",
+                file=sys.stderr,
+            )
+            language = None if config.language == "auto" else config.language
+            record = events.no_speech(file, language)
+        elif len(nbests) == 1:
+            record = events.transcription(file, nbests[0])
+        else:
+            record = events.joined_transcription(file, nbests, spans)
         if args.json:
             print(json.dumps(record, ensure_ascii=False), flush=True)
         else:

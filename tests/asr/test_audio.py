@@ -136,3 +136,29 @@ def test_stream_resampler_keeps_length_across_chunks():
     chunk = np.zeros(441, dtype=np.int16)  # 10 ms
     total = sum(len(resampler.push(chunk)) for _ in range(100)) + len(resampler.flush())
     assert total == SAMPLE_RATE
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+def test_stream_resampler_gives_the_samples_of_decoding_the_file(tmp_path, rate):
+    """A session's resampling (StreamResampler, any chunking) and `assistant transcribe`'s
+    (decode_audio of the PCM16 WAV the client would have recorded) give the same samples, bit
+    for bit: the two paths segment and decode the same audio."""
+    import wave
+
+    rng = np.random.default_rng(rate)
+    pcm = float32_to_pcm16((rng.standard_normal(int(2.5 * rate)) * 0.1).astype(np.float32))
+    path = tmp_path / "client.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    offline = decode_audio(path)
+    for chunk_s in (0.1, 0.02, 0.37, None):
+        resampler = StreamResampler(rate)
+        step = 2 * int(chunk_s * rate) if chunk_s else len(pcm)
+        streamed = np.concatenate(
+            [resampler.push(pcm[i : i + step]) for i in range(0, len(pcm), step)]
+            + [resampler.flush()]
+        )
+        assert np.array_equal(streamed, offline), chunk_s

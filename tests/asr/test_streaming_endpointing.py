@@ -13,6 +13,7 @@ from asr.streaming import (
     Speculation,
     StreamingConfig,
     StreamingPolicy,
+    segment,
 )
 from asr.vad import WINDOW
 
@@ -201,3 +202,47 @@ def test_stop_trims_trailing_silence_so_a_speculation_still_matches():
     (spec,) = of(Speculation, events)
     (end,) = of(Endpoint, policy.finish())
     assert end.reason == "stop" and end.cut == spec.cut and np.array_equal(end.audio, spec.audio)
+
+
+# A query with a 224 ms pause inside (7 windows: past the 160 ms speculation, short of the
+# 256 ms complete endpoint), then a second query after a long pause.
+TWO = "." * 10 + "#" * 12 + "." * 7 + "#" * 10 + "." * 40 + "#" * 15 + "." * 40
+
+
+def live(script: str, verdict, **overrides) -> list[Endpoint]:
+    """The endpoints of a live stream whose every speculation gets `verdict` at once (a
+    judge with no latency); "none": no judge at all."""
+    policy, audio, ends = policy_for(script, **overrides), windows(script), []
+    for i in range(len(script)):
+        policy.push(audio[i * WINDOW : (i + 1) * WINDOW])
+        for event in policy.take_events():
+            if isinstance(event, Speculation) and verdict != "none":
+                policy.settle(event.utterance, event.cut, verdict)
+            elif isinstance(event, Endpoint):
+                ends.append(event)
+        ends += of(Endpoint, policy.take_events())
+    return ends + of(Endpoint, policy.finish())
+
+
+@pytest.mark.parametrize("verdict", ["none", None, True, False])
+def test_segment_cuts_the_samples_a_live_stream_decodes_whatever_the_verdicts(verdict):
+    """Verdicts change when an utterance ends, never which samples its final decodes."""
+    offline = segment(windows(TWO), StreamingConfig(), ScriptedVad(TWO))
+    assert len(offline) == 2 and [e.reason for e in offline] == ["silence", "silence"]
+    streamed = live(TWO, verdict)
+    assert [(e.utterance, e.start_s, e.end_s) for e in streamed] == [
+        (e.utterance, e.start_s, e.end_s) for e in offline
+    ]
+    for a, b in zip(streamed, offline, strict=True):
+        assert np.array_equal(a.audio, b.audio)
+    if verdict is not None and verdict != "none":
+        assert {e.complete for e in streamed} == {verdict}
+
+
+def test_segment_of_silence_and_clicks_is_nothing_and_stop_trims_as_live():
+    quiet = "." * 50 + "##" + "." * 50  # 64 ms: shorter than min_speech_ms
+    assert segment(windows(quiet), StreamingConfig(), ScriptedVad(quiet)) == []
+    cut_short = "." * 10 + "#" * 20 + "." * 3  # the file ends 96 ms after the speech
+    (end,) = segment(windows(cut_short), StreamingConfig(), ScriptedVad(cut_short))
+    (streamed,) = live(cut_short, "none")
+    assert end.reason == streamed.reason == "stop" and np.array_equal(end.audio, streamed.audio)

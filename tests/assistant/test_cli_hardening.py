@@ -74,12 +74,17 @@ class LengthTranscriber:
         return NBest(hyps, "en", 1.0, len(audio) / 16000)
 
 
-def _wav(path: Path, seconds: float) -> Path:
+def _wav(path: Path, seconds: float, audio=None) -> Path:
+    """A 16 kHz PCM16 WAV: `seconds` of silence, or `audio` (float32) when given."""
+    from asr.audio import float32_to_pcm16
+
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(16000)
-        out.writeframes(bytes(2 * int(seconds * 16000)))
+        out.writeframes(
+            bytes(2 * int(seconds * 16000)) if audio is None else float32_to_pcm16(audio)
+        )
     return path
 
 
@@ -94,7 +99,7 @@ def test_transcribe_decodes_long_files_whole_and_goes_on_past_missing_ones(
     long, short = _wav(tmp_path / "long.wav", 65.0), _wav(tmp_path / "short.wav", 2.0)
     code = main(
         ["transcribe", str(long), str(tmp_path / "missing.wav"), str(short), "--json",
-         "--no-rescore", "--no-phrases"]
+         "--no-rescore", "--no-phrases", "--whole-file"]
     )  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 2 and "missing.wav" in err
@@ -109,3 +114,42 @@ def test_transcribe_decodes_long_files_whole_and_goes_on_past_missing_ones(
     assert [s["start_s"] for s in joined["segments"]] == pytest.approx([0, 21.67, 43.33], abs=0.01)
     assert joined["nbest"][0]["text"] == joined["text"] and len(joined["nbest"]) == 2
     assert "segments" not in records[1]
+
+
+def test_transcribe_decodes_the_utterances_a_stream_would(tmp_path, monkeypatch, capsys):
+    """By default a file is cut as a live session cuts it: two queries 1.5 s apart are two
+    utterances (joined, with "segments"), exactly the samples asr.streaming.segment gives;
+    a silent file has none (empty readings, a note on stderr, exit 0)."""
+    import numpy as np
+
+    import asr.backends
+    from asr.audio import decode_audio
+    from asr.streaming import StreamingConfig
+    from assistant.cli import main
+    from assistant.commands.transcribe import pieces
+
+    audio = Path(__file__).resolve().parent.parent / "fixtures" / "audio"
+    gap = np.zeros(24_000, np.float32)
+    clips = [decode_audio(audio / "en_01_tide_pods.wav"), decode_audio(audio / "es_09_lacteos.wav")]
+    two = _wav(tmp_path / "two.wav", 0, np.concatenate([gap, clips[0], gap, clips[1], gap]))
+    quiet = _wav(tmp_path / "quiet.wav", 3.0)
+    fake = LengthTranscriber()
+    monkeypatch.setattr(asr.backends, "load_transcriber", lambda *a, **k: fake)
+    args = ["transcribe", str(two), str(quiet), "--json", "--no-rescore", "--no-phrases"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    joined, silent = [json.loads(line) for line in out.splitlines()]
+    expected = pieces(decode_audio(two), StreamingConfig())
+    assert len(expected) == 2 and fake.lengths == [round(len(p[0]) / 16000, 1) for p in expected]
+    assert [(s["start_s"], s["end_s"]) for s in joined["segments"]] == [p[1:] for p in expected]
+    assert joined["segments"][0]["end_s"] < joined["segments"][1]["start_s"]
+    assert {"file", "language", "text", "first_pass_text", "nbest"} <= set(joined)
+    assert silent["text"] == "" and silent["nbest"] == [] and silent["segments"] == []
+    assert silent["language"] is None and "no speech found" in err and "quiet.wav" in err
+    # the old behaviour on request: the whole file, one piece
+    assert (
+        main(["transcribe", str(two), "--json", "--no-rescore", "--no-phrases", "--whole-file"])
+        == 0
+    )
+    assert "segments" not in json.loads(capsys.readouterr().out)
+    assert fake.lengths[-1] == round(len(decode_audio(two)) / 16000, 1)

@@ -1,6 +1,7 @@
 """Protocol v1 over the streaming policy, against the instant fake pipeline (no models):
 input rates other than 16 kHz, a query with an internal pause (one final), speculative finals
-and adaptive endpointing as the client sees them (the `final` event's added fields)."""
+and adaptive endpointing as the client sees them (the `final` event's added fields), and
+segmentation parity: a final decodes the samples `assistant transcribe` decodes of the file."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import dataclasses
 import json
 import time
 
+import numpy as np
 import pytest
 from websockets.sync.client import connect
 from ws_harness import FakePipeline, fake_server, recv_json, recv_until, silence_pcm, tone_pcm
 
-from asr.nbest import Hypothesis
+from asr.nbest import Hypothesis, NBest
 
 
 def stream(url: str, pcm: bytes, rate: int, chunk_s: float = 0.1) -> list[dict]:
@@ -101,3 +103,72 @@ def test_adaptive_endpoint_follows_the_speculative_final(text, complete, silence
     assert final["complete"] is complete and final["speculative"] is True
     assert final["silence_ms"] == pytest.approx(silence_ms, abs=40)
     assert st.pipeline.batches == [1]  # the endpoint took the speculation's result
+
+
+class RecordingPipeline(FakePipeline):
+    """The fake that keeps the audio of every final request; request k reads "where is tide"
+    and k + 1 x's (then `tail`), so a final's text says which audio it decoded. judged: with a
+    parser, so the session judges turns (the fake's parse is a find_product with a brand:
+    complete, unless `tail` is a trailing function word)."""
+
+    def __init__(self, judged: bool = False, tail: str = "") -> None:
+        super().__init__()
+        self.audio: list = []
+        self.tail = tail
+        if judged:
+            self.parser = object()  # present: the session builds a TurnJudge
+
+    def finals(self, requests, answer: bool = True):
+        out = []
+        for request, result in zip(requests, super().finals(requests, answer), strict=True):
+            self.audio.append(request.audio)
+            text = f"where is tide {'x' * len(self.audio)}{self.tail}"
+            nbest = NBest((Hypothesis(text, -0.1, score=-0.1),), "en", 1.0, 1.0)
+            nlu = dataclasses.replace(result.nlu, text=text)
+            out.append(dataclasses.replace(result, nbest=nbest, nlu=nlu))
+        return out
+
+    def decoded(self, final: dict):
+        return self.audio[final["text"].split()[3].count("x") - 1]
+
+
+def wav_file(path, pcm: bytes, rate: int):
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return path
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])
+@pytest.mark.parametrize(
+    ("judged", "tail", "pause_s", "complete"),
+    [(False, "", 0.3, None), (True, "", 0.2, True), (True, " the", 0.3, False)],
+)
+def test_a_final_decodes_the_samples_transcribe_decodes(
+    tmp_path, rate, judged, tail, pause_s, complete
+):
+    """Whatever the input rate and the turn verdict, the streamed final of a query with an
+    internal pause decodes exactly the samples `assistant transcribe` decodes of the file the
+    client would have recorded (assistant.commands.transcribe.pieces: the same resampling,
+    VAD and utterance bounds)."""
+    from asr.audio import decode_audio
+    from asr.streaming import StreamingConfig
+    from asr.vad import EnergyVad
+    from assistant.commands.transcribe import pieces
+
+    pcm = silence_pcm(0.5, rate) + paused_query(rate, pause_s)
+    pipeline = RecordingPipeline(judged, tail)
+    with fake_server(pipeline) as st:
+        got = stream(st.url, pcm, rate)
+    (final,) = [e for e in got if e["type"] == "final"]
+    assert final["complete"] is complete
+    (piece,) = pieces(
+        decode_audio(wav_file(tmp_path / "q.wav", pcm, rate)), StreamingConfig(), EnergyVad()
+    )
+    samples, start_s, end_s = piece
+    assert np.array_equal(pipeline.decoded(final), samples)
+    assert (final["start_s"], final["end_s"]) == (start_s, end_s)
