@@ -6,16 +6,22 @@
 Each held-out clip of lab.bench.hear_the_store (voices and conditions kept out of training) becomes
 a stream: 1 s before and after it of what that condition hears between words (the same brown
 noise at the same level for `noise`, silence otherwise), at an input rate taken in turn from
-8, 16, 44.1 and 48 kHz. The stream goes through what a session runs (asr.audio.StreamResampler
-in 100 ms frames, asr.streaming.StreamingPolicy with Silero VAD, no partials), and every
-Endpoint is decoded with the same first pass and settings as the offline path, which decodes
-the whole stream once as a file at that rate (`assistant transcribe` with the server's
-settings, no phrases): both paths get the same audio, only segmentation differs.
+8, 16, 44.1 and 48 kHz. Three readings of it, all with the same first pass and settings (the
+server's: no beam widening, catalog phrases chosen per utterance from a draft):
 
-Reported per language and condition: WER of the streamed finals (joined) and of the offline
-reading, the share of clips whose streamed reading equals the offline one (asr.nbest
-reading_key), the share with exactly one final, and utterances found wholly in the gaps
-(fragments of noise).
+  streamed    what a session runs: asr.audio.StreamResampler in 100 ms frames, Silero VAD,
+              asr.streaming.StreamingPolicy (no partials), speculative finals and the
+              TurnJudge verdict on them, which reaches the policy once the decode's wall time
+              has passed in stream time; every final decoded, the readings joined
+  offline     `assistant transcribe` of the file the client would have recorded at that rate:
+              asr.audio.decode_audio, then the utterances a session cuts from it
+              (assistant.commands.transcribe.pieces: asr.streaming.segment), readings joined
+  whole_file  `assistant transcribe --whole-file`: the whole file decoded at once
+
+Reported per language and condition, per input rate and over all clips: WER of each reading,
+the share of clips whose streamed reading equals the offline one and the whole-file one (asr.nbest
+reading_key), the share whose finals decoded exactly the offline utterances' samples, the
+share with exactly one final, cut-offs, and utterances found wholly in the gaps (noise).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import os
 import sys
 import time
 import wave
@@ -36,7 +43,7 @@ from asr.audio import SAMPLE_RATE, StreamResampler, decode_audio, float32_to_pcm
 from asr.nbest import reading_key
 from asr.streaming import Endpoint, Speculation, StreamingConfig, StreamingPolicy
 from lab.bench.hear_the_store import REPO, brown_noise, build_clips
-from lab.report import machine_info, write_report
+from lab.report import describe_machine, machine_info, write_report
 from lab.wer import wer
 from textnorm import normalize
 
@@ -84,11 +91,14 @@ def client_pcm(audio16: np.ndarray, rate: int) -> bytes:
     )
 
 
-def stream_finals(pcm: bytes, rate: int, config: StreamingConfig, decode, judge) -> dict:
+def stream_finals(
+    pcm: bytes, rate: int, config: StreamingConfig, decode, judge, instant: bool = False
+) -> dict:
     """What a session does with a client's PCM at `rate`: resample in 100 ms frames, VAD,
     speculative finals, adaptive endpoints. `decode(audio) -> (text, language, nlu)`; a
     speculation's verdict (judge.of_result) reaches the policy once the decode's wall time has
-    passed in stream time, as it would live. -> {"endpoints", "texts", "speculated", "dropped"}."""
+    passed in stream time, as it would live (instant: at once, as from a decoder much faster
+    than this CPU). -> {"endpoints", "texts", "speculated", "dropped"}."""
     from asr.vad import SileroVad
 
     resampler = StreamResampler(rate)
@@ -104,7 +114,8 @@ def stream_finals(pcm: bytes, rate: int, config: StreamingConfig, decode, judge)
                 out["dropped"] += spec is not None
                 started = time.perf_counter()
                 decoded = decode(e.audio)
-                spec = (e, decoded, policy.stream_time_s + time.perf_counter() - started)
+                took_s = 0.0 if instant else time.perf_counter() - started
+                spec = (e, decoded, policy.stream_time_s + took_s)
             elif isinstance(e, Endpoint):
                 if spec is not None and (spec[0].utterance, spec[0].cut) == (e.utterance, e.cut):
                     text = spec[1][0]
@@ -130,37 +141,62 @@ def stream_finals(pcm: bytes, rate: int, config: StreamingConfig, decode, judge)
     return out
 
 
-def run(clips, decode, judge, configs: dict[str, StreamingConfig]) -> list[dict]:
+def offline_reading(audio: np.ndarray, config: StreamingConfig | None, decode) -> tuple:
+    """`assistant transcribe` of a file's 16 kHz audio: (joined text, pieces decoded);
+    config None: --whole-file."""
+    from asr.vad import SileroVad
+    from assistant.commands.transcribe import pieces
+
+    cut = pieces(audio, config, SileroVad()) if config is not None else pieces(audio)
+    return " ".join(t for t in (decode(p[0])[0].strip() for p in cut) if t), cut
+
+
+def run(clips, decode, judge, variants: dict[str, tuple[StreamingConfig, bool]]) -> list[dict]:
+    """One record per clip and variant: name -> (settings, instant verdicts)."""
     records = []
     for k, clip in enumerate(tqdm(clips, desc="streams")):
         row, lang = clip.row, clip.row["language"]
         stream = make_stream(clip, decode_audio(clip.path), seed=k)
         rate = RATES[k % len(RATES)]
         pcm = client_pcm(stream, rate)
-        # The file a client at `rate` would have sent, decoded as `assistant transcribe` does.
-        offline = decode(decode_audio(wav_bytes(pcm, rate)))[0]
+        # The file a client at `rate` would have recorded, read as `assistant transcribe` reads it.
+        audio = decode_audio(wav_bytes(pcm, rate))
+        whole_file = offline_reading(audio, None, decode)[0]
         # An utterance wholly before or after the clip's speech came from the gap's noise.
         speech = (GAP_S, len(stream) / SAMPLE_RATE - GAP_S)
-        for name, config in configs.items():
-            got = stream_finals(pcm, rate, config, decode, judge)
+        offlines = {}  # the offline reading depends on the settings only
+        for name, (config, instant) in variants.items():
+            if config not in offlines:
+                offlines[config] = offline_reading(audio, config, decode)
+            offline, cut = offlines[config]
+            got = stream_finals(pcm, rate, config, decode, judge, instant)
             ends = got["endpoints"]
             fragments = sum(1 for e in ends if e.end_s < speech[0] or e.start_s > speech[1])
-            streamed = " ".join(got["texts"])
+            streamed = " ".join(t.strip() for t in got["texts"] if t.strip())
+            same_audio = len(ends) == len(cut) and all(
+                np.array_equal(e.audio, c[0]) for e, c in zip(ends, cut, strict=False)
+            )
             records.append(
                 {
                     "settings": name, "language": lang, "condition": clip.condition,
                     "voice": clip.voice, "rate": rate, "reference": row["text"],
-                    "offline": offline, "streamed": streamed, "finals": len(ends),
+                    "streamed": streamed, "offline": offline, "whole_file": whole_file,
+                    "finals": len(ends), "offline_utterances": len(cut),
                     "fragments": fragments,
                     # more than one utterance in the clip's speech: one ended before its last word
                     "cut_off": len(ends) - fragments > 1,
                     "silence_ms": [e.silence_ms for e in ends],
                     "complete": [e.complete for e in ends],
                     "speculated": got["speculated"], "dropped": got["dropped"],
+                    "same_audio": same_audio,
                     "same": reading_key(streamed, lang) == reading_key(offline, lang),
+                    "same_whole_file": reading_key(streamed, lang) == reading_key(whole_file, lang),
                 }
             )  # fmt: skip
     return records
+
+
+READINGS = ("streamed", "offline", "whole_file")
 
 
 def summarize(records: list[dict], keys: tuple[str, ...]) -> list[dict]:
@@ -169,22 +205,19 @@ def summarize(records: list[dict], keys: tuple[str, ...]) -> list[dict]:
         groups[tuple(r[k] for k in keys)].append(r)
     out = []
     for group, rs in sorted(groups.items()):
-        refs = defaultdict(lambda: ([], [], []))
-        for r in rs:
-            refs[r["language"]][0].append(r["reference"])
-            refs[r["language"]][1].append(r["streamed"])
-            refs[r["language"]][2].append(r["offline"])
+        share = lambda key, rs=rs: round(sum(bool(r[key]) for r in rs) / len(rs), 4)  # noqa: E731
         silences = [ms for r in rs for ms in r["silence_ms"] if ms]
         out.append(
             {
                 **dict(zip(keys, group, strict=True)),
                 "clips": len(rs),
-                "streamed_wer": _pooled(refs, 1),
-                "offline_wer": _pooled(refs, 2),
-                "same_reading": round(sum(r["same"] for r in rs) / len(rs), 4),
+                **{f"{name}_wer": _pooled(rs, name) for name in READINGS},
+                "same_reading": share("same"),
+                "same_audio": share("same_audio"),
+                "same_as_whole_file": share("same_whole_file"),
                 "one_final": round(sum(r["finals"] == 1 for r in rs) / len(rs), 4),
                 "noise_fragments": sum(r["fragments"] for r in rs),
-                "cut_offs": round(sum(r["cut_off"] for r in rs) / len(rs), 4),
+                "cut_offs": share("cut_off"),
                 "endpoint_silence_ms": round(float(np.mean(silences)), 1) if silences else None,
                 "speculated": sum(r["speculated"] for r in rs),
                 "dropped": sum(r["dropped"] for r in rs),
@@ -193,51 +226,60 @@ def summarize(records: list[dict], keys: tuple[str, ...]) -> list[dict]:
     return out
 
 
-def _pooled(refs, column: int) -> float:
+def _pooled(records: list[dict], column: str) -> float:
+    """WER of `column` over the records, pooled over their languages (errors / words)."""
     errors = words = 0
-    for lang, cols in refs.items():
-        n = sum(len(normalize(x, lang).split()) for x in cols[0])
-        errors += wer(cols[0], cols[column], lang) * n
+    for lang in sorted({r["language"] for r in records}):
+        rs = [r for r in records if r["language"] == lang]
+        refs = [r["reference"] for r in rs]
+        n = sum(len(normalize(x, lang).split()) for x in refs)
+        errors += wer(refs, [r[column] for r in rs], lang) * n
         words += n
     return round(errors / words, 4) if words else 0.0
 
 
 def markdown(report: dict) -> str:
     cols = (
-        "clips", "streamed_wer", "offline_wer", "same_reading", "one_final", "cut_offs",
-        "noise_fragments", "endpoint_silence_ms", "speculated", "dropped",
+        "clips", "streamed_wer", "offline_wer", "whole_file_wer", "same_reading", "same_audio",
+        "same_as_whole_file", "one_final", "cut_offs", "noise_fragments", "endpoint_silence_ms",
+        "speculated", "dropped",
     )  # fmt: skip
     m = report["machine"]
     lines = [
         "# Streaming vs file transcription: segmentation parity",
         "",
-        f"Command: `{report['command']}`. Machine: {m['cores']}-core {m['cpu']}, load average "
-        f"{m['load_avg_1m']} at the start (other jobs shared the cores: only wall times, "
-        f"not these figures, depend on it). {report['clips']} held-out clips "
+        f"Command: `{report['command']}`. Machine: {describe_machine(m)}, "
+        f"{report.get('load_avg_end', '?')} at the end (other jobs shared the cores: the "
+        "TurnJudge verdicts reach the policy after a decode's wall time, so the load can move "
+        f"an endpoint; nothing else here depends on it). {report['clips']} held-out clips "
         "(lab.bench.hear_the_store's), streamed at 8/16/44.1/48 kHz in turn, each with 1 s "
         "before and after it of what its condition hears between words.",
         "",
-        f"Decoding, the same on both paths: {report['decoding']}. Offline: the client's PCM16 "
-        "file at its rate decoded as `assistant transcribe` decodes it (asr.audio.decode_audio); "
-        "streamed: the session's path (StreamResampler in 100 ms frames, Silero VAD, "
-        "StreamingPolicy, speculative finals and the TurnJudge verdict on them, which reaches "
-        "the policy after the decode's wall time in stream time).",
+        f"Decoding, the same on all three readings: {report['decoding']}. streamed: the "
+        "session's path (StreamResampler in 100 ms frames, Silero VAD, StreamingPolicy, "
+        "speculative finals and the TurnJudge verdict on them, which reaches the policy after "
+        "the decode's wall time in stream time). offline: `assistant transcribe` of the "
+        "client's PCM16 file at its rate (asr.audio.decode_audio, then the utterances a session "
+        "cuts from it: asr.streaming.segment). whole_file: `assistant transcribe --whole-file` "
+        "(the whole file, 1 s of gap either side included).",
         "",
-        "Settings: `before` = " + f"`{report['settings']['before']}`; `after` = the defaults, "
-        f"`{report['settings']['after']}`.",
+        "Settings: " + _settings(report["settings"]) + ".",
         "",
-        "Columns: WER of the streamed finals (joined) and of the offline reading; same_reading: "
-        "share of clips whose streamed reading equals the offline one (asr.nbest.reading_key); "
-        "one_final: share with exactly one final; cut_offs: share of queries ended before their "
-        "last word (more than one utterance inside the clip's speech); noise_fragments: "
-        "utterances wholly in the gaps; endpoint_silence_ms: mean silence that ended an "
-        "utterance; speculated / dropped: finals taken from a speculative decode / speculative "
-        "decodes thrown away (speech came after them).",
+        "Columns: WER of each reading (streamed: the finals joined); same_reading: share of "
+        "clips whose streamed reading equals the offline one (asr.nbest.reading_key); "
+        "same_audio: share whose finals decoded exactly the offline utterances' samples; "
+        "same_as_whole_file: streamed reading equal to the whole-file one; one_final: share "
+        "with exactly one final; cut_offs: share of queries ended before their last word (more "
+        "than one utterance inside the clip's speech); noise_fragments: utterances wholly in "
+        "the gaps; endpoint_silence_ms: mean silence that ended an utterance; speculated / "
+        "dropped: finals taken from a speculative decode / speculative decodes thrown away "
+        "(speech came after them).",
         "",
-        f"Decoder sensitivity (the floor of same_reading): {report['sensitivity']}",
+        f"Decoder sensitivity (why whole_file differs): {report['sensitivity']}",
         "",
     ]
     for title, key, by in (
+        ("Per condition", "by_condition_pooled", ("settings", "condition")),
         ("Per language and condition", "by_condition", ("settings", "language", "condition")),
         ("Per input rate", "by_rate", ("settings", "rate")),
         ("All clips", "overall", ("settings",)),
@@ -247,6 +289,17 @@ def markdown(report: dict) -> str:
         lines += ["| " + " | ".join(str(r[c]) for c in by + cols) + " |" for r in report[key]]
         lines.append("")
     return "\n".join(lines)
+
+
+def _settings(settings: dict[str, dict]) -> str:
+    """`defaults` in full, every other variant as its differences from it."""
+    base = settings.get("defaults", {})
+    parts = [f"`defaults` = `{base}`"] if base else []
+    for name, values in settings.items():
+        if name != "defaults":
+            diff = {k: v for k, v in values.items() if base.get(k) != v}
+            parts.append(f"`{name}` = the defaults with `{diff}`")
+    return "; ".join(parts)
 
 
 def sensitivity(clips, decode, n: int = 24) -> str:
@@ -280,14 +333,21 @@ def main(argv: list[str] | None = None) -> int:
         "--set", nargs="*", default=[], metavar="FIELD=VALUE", help="StreamingConfig overrides"
     )
     parser.add_argument("--no-phrases", action="store_true", help="decode without the catalog")
+    parser.add_argument(
+        "--before", action="store_true", help="also the settings before issue 14 (BEFORE)"
+    )
+    parser.add_argument(
+        "--instant-judge",
+        action="store_true",
+        help="also the defaults with every verdict at once (a decoder much faster than the CPU)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from asr.transcriber import Transcriber, TranscriberConfig
     from assistant.inventory import Inventory
     from assistant.phrases import catalog_phrases
-    from assistant.pipeline import PipelineConfig, load_parser
+    from assistant.pipeline import PipelineConfig, load_first_pass, load_parser
     from assistant.turn import TurnJudge
 
     overrides = {}
@@ -295,13 +355,13 @@ def main(argv: list[str] | None = None) -> int:
         name, value = item.split("=", 1)
         overrides[name] = type(getattr(StreamingConfig(), name))(value)
     after = dataclasses.replace(StreamingConfig(), **overrides, partials=False)
-    configs = {"before": dataclasses.replace(after, **BEFORE), "after": after}
+    variants = {"defaults": (after, False)}
+    if args.before:
+        variants["before"] = (dataclasses.replace(after, **BEFORE), False)
+    if args.instant_judge:
+        variants["instant_judge"] = (after, True)
     server = PipelineConfig()
-    transcriber = Transcriber(
-        TranscriberConfig(
-            nbest=server.nbest, widen_beam=server.widen_beam, window_s=server.window_s
-        )
-    )
+    transcriber = load_first_pass(server)  # the server's first pass and decoding settings
     inventory = Inventory()
     phrases = None if args.no_phrases else catalog_phrases(inventory)
     nlu = load_parser(inventory)
@@ -314,16 +374,23 @@ def main(argv: list[str] | None = None) -> int:
     started = machine_info()
     clips = build_clips(args.per_language, args.seed + 1000 * args.dev, args.clips_dir, args.dev)
     clips = clips[:: args.every]
-    records = run(clips, decode, judge, configs)
+    records = run(clips, decode, judge, variants)
+    sensitive = sensitivity(clips, decode)
     report = {
         "command": " ".join(["python -m lab.bench.stream_parity", *(sys.argv[1:] if argv is None else argv)]),
         "machine": started,
         "clips": len(clips),
-        "decoding": f"first pass {type(transcriber).__name__}, window {server.window_s:g} s, "
-                    f"{server.nbest} readings, beam widening {server.widen_beam}, "
+        "load_avg_end": round(os.getloadavg()[0], 2),
+        "decoding": f"first pass {type(transcriber).__name__} (adapter {server.adapter}), "
+                    f"window {server.window_s:g} s, {server.nbest} readings, "
+                    f"beam widening {server.widen_beam}, "
                     f"catalog phrases {'off' if args.no_phrases else 'on'}, no rescoring",
-        "settings": {k: dataclasses.asdict(v) for k, v in configs.items()},
-        "sensitivity": sensitivity(clips, decode),
+        "settings": {
+            name: {**dataclasses.asdict(config), "instant_verdicts": instant}
+            for name, (config, instant) in variants.items()
+        },
+        "sensitivity": sensitive,
+        "by_condition_pooled": summarize(records, ("settings", "condition")),
         "by_condition": summarize(records, ("settings", "language", "condition")),
         "by_rate": summarize(records, ("settings", "rate")),
         "overall": summarize(records, ("settings",)),
