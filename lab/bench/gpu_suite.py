@@ -6,7 +6,7 @@ run and one JSON, planned to fit a time budget.
     python -m lab.bench.gpu_suite --dry-run --device cpu --out suite.json  # CI: tiny model, < 1 min
 
 Sections, in the order they run (the ones the targets read come first, so that a short
-budget drops the others): with the first dtype, `single` (batch-1 latency over the
+budget drops the others): with the first dtype that loads, `single` (batch-1 latency over the
 fixtures, lab.bench.first_pass.bench_single), `pipeline` (end of speech -> final: the whole
 `Pipeline.finals` call the server makes after a query ends, first pass through the
 continuous decoder as `assistant serve` runs it on CUDA, then the rescorer, the NLU
@@ -172,6 +172,7 @@ class Suite:
         }
         self.budget = Budget(args.budget_s, self.report["skipped"])
         self.per_clip_s = 1.0  # seconds per batch-1 decode: the planner's unit, updated
+        self.first_done = False  # pipeline and streams ran (with the first dtype that loaded)
 
     def part(self, name: str, estimate_s: float, fn, *args):
         """Run one part if it fits the budget; record its failure instead of raising."""
@@ -357,7 +358,7 @@ def stream_rows(suite: Suite, transcriber, rows: list[dict], dtype: str) -> None
                 suite.report["streams"].append({"dtype": dtype, "dtype_run": run, **sim})
 
 
-def run_dtype(suite: Suite, model_dir: Path, dtype: str, rows: list[dict], first: bool) -> None:
+def run_dtype(suite: Suite, model_dir: Path, dtype: str, rows: list[dict]) -> None:
     """Every part measured with one dtype (see the module doc for which and in what order)."""
     import torch
 
@@ -383,7 +384,8 @@ def run_dtype(suite: Suite, model_dir: Path, dtype: str, rows: list[dict], first
     if single is not None:
         suite.per_clip_s = single["latency_p95_ms"] / 1000
         suite.report["single"].append({"dtype": dtype, "dtype_run": run, **single})
-    if first:
+    if not suite.first_done:
+        suite.first_done = True
         estimate = 20.0 + 2 * (len(rows) + 1) * (3 * suite.per_clip_s + 0.3)
         suite.part("pipeline", estimate, pipeline_rows, suite, model, rows, dtype)
         stream_rows(suite, model, rows, dtype)
@@ -471,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dtypes", nargs="+", choices=("float16", "bfloat16", "float32"),
         default=["float16", "bfloat16"],
-        help="first-pass dtypes; the first one also runs the pipeline and streams (on the "
+        help="first-pass dtypes; the first that loads also runs the pipeline and streams (on the "
         "CPU the backend runs float32 whatever is asked: dtype_run says so)",
     )  # fmt: skip
     parser.add_argument("--torch-model", type=Path, help="converted weights (asr.torch_convert)")
@@ -502,8 +504,8 @@ def main(argv: list[str] | None = None) -> int:
 
             # Whisper's 448 decoder positions: the pipeline's catalog prompts are long
             model_dir = write_tiny_whisper_dir(Path(scratch) / "tiny-whisper", max_positions=448)
-        for i, dtype in enumerate(args.dtypes):
-            run_dtype(suite, model_dir, dtype, rows, first=i == 0)
+        for dtype in args.dtypes:
+            run_dtype(suite, model_dir, dtype, rows)
     suite.report["complete"] = True
     suite.report["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     suite.write()
