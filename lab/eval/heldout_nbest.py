@@ -63,17 +63,24 @@ def nbest_from_dict(d: dict):
 
 
 def decode_heldout(per_language: int, seed: int, out: Path, dev: bool = False) -> dict:
-    from asr.audio import decode_audio
-    from assistant.pipeline import FinalRequest, PipelineConfig, load_pipeline
     from lab.bench.hear_the_store import build_clips
 
     clips = build_clips(per_language, seed + 1000 * dev, REPO / "build" / "hear_the_store", dev)
+    return decode_clips(clips, out)
+
+
+def decode_clips(clips: list, out: Path) -> dict:
+    """The first pass's n-best of every clip (hear_the_store.Clip: path, row, voice,
+    condition) not yet in the cache at `out`; returns the cache (written back)."""
+    from asr.audio import decode_audio
+    from assistant.pipeline import FinalRequest, PipelineConfig, load_pipeline
+
     cache = json.loads(out.read_text()) if out.is_file() else {"clips": {}}
     todo = [c for c in clips if c.path not in cache["clips"]]
     if todo:
         pipeline = load_pipeline(PipelineConfig(rescore=False))
         t = time.perf_counter()
-        for clip in tqdm(todo, desc="decoding held-out clips"):
+        for clip in tqdm(todo, desc="decoding clips"):
             audio = decode_audio(clip.path)
             request = FinalRequest(audio, None, "1")
             nbest = pipeline.transcriber.nbest(

@@ -41,28 +41,21 @@ from textnorm import fold
 log = logging.getLogger(__name__)
 ROWS = REPO / "data" / "corpus_sample" / "test_sample.jsonl"
 NBEST = REPO / "build" / "understanding" / "heldout_nbest.json"
-PRODUCT_LABELS = ("BRAND", "PRODUCT", "SIZE", "COLOR")
 
 
 def as_written(rows: list[dict], products: dict, seed: int = 7) -> list[dict]:
-    """Product queries with the product words replaced by a gold SKU's catalog name."""
+    """Product queries with the product words replaced by a gold SKU's catalog name
+    (lab.nlu.augment.with_catalog_name); scored on answers, so the spans are dropped."""
+    from lab.nlu.augment import with_catalog_name
+
     rng = random.Random(seed)
     out = []
     for r in rows:
-        ents = [e for e in r["entities"] if e["label"] in PRODUCT_LABELS]
-        skus = [s for s in r.get("skus") or [] if s in products]
-        if r["intent"] not in ("find_product", "check_stock") or not ents or not skus:
+        skus = sorted(s for s in r.get("skus") or [] if s in products)
+        if not skus or with_catalog_name(r, products[skus[0]]) is None:
             continue
-        start, end = min(e["start"] for e in ents), max(e["end"] for e in ents)
-        gap = r["text"][start:end]
-        for e in sorted(ents, key=lambda e: -e["start"]):
-            gap = gap[: e["start"] - start] + gap[e["end"] - start :]
-        if len(gap.split()) > 2:  # the product words are not together: no clean replacement
-            continue
-        sku = rng.choice(sorted(skus))
-        name = products[sku].name(r["language"])
-        text = r["text"][:start] + name + r["text"][end:]
-        out.append({**r, "text": text, "skus": [sku], "entities": [], "written": True})
+        written = with_catalog_name(r, products[rng.choice(skus)])
+        out.append({**written, "entities": []})
     return out
 
 

@@ -163,3 +163,95 @@ def augment_rows(rows: Sequence[dict], augmenter: Augmenter, n: int, seed: int =
     """`n` augmented rows, each from a row of `rows` drawn at random (seeded)."""
     rng = random.Random(seed)
     return [augmenter.augment(rng.choice(rows), rng) for _ in range(n)]
+
+
+# ---- catalog names as written (issue 16) -------------------------------------------------
+
+PRODUCT_SLOT_LABELS = ("BRAND", "PRODUCT", "SIZE", "COLOR")
+
+
+def catalog_name(product, language: str) -> tuple[str, list[dict]]:
+    """A product's shelf-label name and its spans, offsets into the name.
+
+    "Gildan T-Shirts, Gray, Medium" -> [Gildan]BRAND [T-Shirts]PRODUCT, [Gray]COLOR,
+    [Medium]SIZE; "Pañales Huggies Supreme, Talla 6" -> [Pañales]PRODUCT [Huggies]BRAND
+    [Supreme]PRODUCT, [Talla 6]SIZE. `product`: anything with brand, name_en / name_es,
+    color and color_es (a catalog row or an inventory record).
+    """
+    name = product.name_es if language == "es" else product.name_en
+    spans: list[dict] = []
+
+    def add(label: str, start: int, end: int) -> None:
+        while start < end and not name[start].isalnum():
+            start += 1
+        while end > start and not name[end - 1].isalnum():
+            end -= 1
+        if end > start:
+            spans.append({"label": label, "start": start, "end": end, "text": name[start:end]})
+
+    head_end = name.find(",") if "," in name else len(name)
+    brand_at = name.find(product.brand, 0, head_end) if product.brand else -1
+    if brand_at >= 0:
+        add("PRODUCT", 0, brand_at)
+        add("BRAND", brand_at, brand_at + len(product.brand))
+        add("PRODUCT", brand_at + len(product.brand), head_end)
+    else:
+        add("PRODUCT", 0, head_end)
+    colors = {c.lower() for c in (product.color, getattr(product, "color_es", "")) if c}
+    start = head_end
+    while start < len(name):
+        end = name.find(",", start + 1)
+        end = len(name) if end < 0 else end
+        part = name[start + 1 : end].strip()
+        offset = name.index(part, start) if part else start
+        words = part.lower().removeprefix("color ").strip()
+        if words in colors:
+            add("COLOR", offset + len(part) - len(words), offset + len(part))
+        else:
+            add("SIZE", offset, offset + len(part))
+        start = end
+    return name, sorted(spans, key=lambda e: e["start"])
+
+
+def with_catalog_name(row: dict, product) -> dict | None:
+    """`row` (a product query) with its brand/product/size/colour words replaced by the
+    product's catalog name as written, labels carried (other spans shifted); None when
+    those words are not together (more than two other words among them)."""
+    ents = [e for e in row["entities"] if e["label"] in PRODUCT_SLOT_LABELS]
+    if row["intent"] not in ("find_product", "check_stock") or not ents:
+        return None
+    start, end = min(e["start"] for e in ents), max(e["end"] for e in ents)
+    gap = row["text"][start:end]
+    for e in sorted(ents, key=lambda e: -e["start"]):
+        gap = gap[: e["start"] - start] + gap[e["end"] - start :]
+    if len(gap.split()) > 2:
+        return None
+    name, spans = catalog_name(product, row["language"])
+    text = row["text"][:start] + name + row["text"][end:]
+    shift = len(name) - (end - start)
+    entities = [{**e, "start": e["start"] + start, "end": e["end"] + start} for e in spans]
+    for e in row["entities"]:
+        if e["label"] in PRODUCT_SLOT_LABELS:
+            continue
+        if e["end"] <= start:
+            entities.append(dict(e))
+        elif e["start"] >= end:
+            entities.append({**e, "start": e["start"] + shift, "end": e["end"] + shift})
+    entities.sort(key=lambda e: e["start"])
+    return {**row, "text": text, "skus": [product.sku], "entities": entities, "written": True}
+
+
+def written_rows(rows: Sequence[dict], products: dict, n: int, seed: int = 13) -> list[dict]:
+    """Up to `n` product queries of `rows` rewritten with one of their SKUs' catalog names
+    (`products`: sku -> product), seeded; for training, `rows` is the train split."""
+    rng = random.Random(seed)
+    pool = [r for r in rows if r["intent"] in ("find_product", "check_stock") and r.get("skus")]
+    out: list[dict] = []
+    for r in rng.sample(pool, min(len(pool), 3 * n)):
+        skus = sorted(s for s in r["skus"] if s in products)
+        written = with_catalog_name(r, products[rng.choice(skus)]) if skus else None
+        if written is not None:
+            out.append(written)
+            if len(out) == n:
+                break
+    return out

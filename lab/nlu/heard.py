@@ -1,16 +1,22 @@
 """Training text as heard (issue 16): corpus labels projected onto first-pass hypotheses.
 
-    python -m lab.nlu.heard --nbest NBEST.json --out build/nlu/heard.jsonl
+    python -m lab.nlu.heard decode --corpus build/corpus --per-language 400 \
+        --out build/nlu/heard_nbest.json                  # TTS + first pass, resumable
+    python -m lab.nlu.heard project --nbest build/nlu/heard_nbest.json --out build/nlu/heard.jsonl
 
-NBEST.json: lab.eval.heldout_nbest's cache format ({"clips": {path: {"row", "nbest"}}}) built
-from synthetic *train* speech only (`--dev` clips or a decode of corpus train rows with
-training voices; held-out voices and conditions never). Each hypothesis gets the reference's
-intent, and each reference span is carried onto the hypothesis words it aligns to
-(difflib word alignment on folded words): an equal or replaced block inherits the label of the
-reference words it replaces, so "collugs frosted flakes" becomes [collugs]BRAND [frosted
-flakes]PRODUCT. Rows whose spans cannot be placed (a deleted entity) are dropped. The rows have
-the corpus line shape and `"noisy": true`, ready to append to train.jsonl before
-`scripts/train_nlu.sh prepare`.
+`decode` speaks rows of the corpus *train* split (never dev/test) with the training voices
+(lab.bench.hear_the_store.DEV_VOICES; the held-out voices never) in training conditions only:
+clean, white noise at 8-25 dB, or a small room (RT60 0.2-0.5 s) plus white noise; the held-out
+set's brown noise, 0.8 s reverberation and telephone band are never used. Each clip is decoded
+as `serve` decodes a final (lab.eval.heldout_nbest.decode_clips), into that module's cache
+format ({"clips": {path: {"row", "nbest"}}}).
+
+`project` gives each hypothesis the reference's intent and carries each reference span onto
+the hypothesis words it aligns to (difflib word alignment on folded words): an equal or
+replaced block inherits the label of the reference words it replaces, so "collugs frosted
+flakes" becomes [collugs]BRAND [frosted flakes]PRODUCT. Rows whose spans cannot be placed (a
+deleted entity) are dropped. The rows have the corpus line shape and `"noisy": true`, for
+`lab.nlu.train run --extra-rows` (or to append to train.jsonl).
 """
 
 from __future__ import annotations
@@ -72,19 +78,85 @@ def project(row: dict, heard: str) -> dict | None:
     return {**row, "text": heard, "entities": entities, "noisy": True, "heard": True}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nbest", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--per-clip", type=int, default=3, help="hypotheses kept per clip")
-    args = ap.parse_args(argv)
-    cache = json.loads(args.nbest.read_text())
+def training_clips(corpus: Path, per_language: int, seed: int, folder: Path) -> list:
+    """Synthesize (once) `per_language` train-split queries per language, intents in turn."""
+    import random
+    from collections import defaultdict
+
+    from tqdm import tqdm
+
+    from lab.bench.hear_the_store import DEV_VOICES, Clip
+    from lab.tts.synth import available_voices, synthesize, write_wav
+
+    manifest = folder / f"manifest_{per_language}_{seed}.jsonl"
+    if manifest.is_file():
+        return [Clip(**json.loads(line)) for line in manifest.read_text().splitlines()]
+    lines = (corpus / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [r for r in map(json.loads, lines) if not r.get("noisy")]
+    rng = random.Random(seed)
+    have = {v.name for v in available_voices()}
+    clips = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for language in ("en", "es"):
+        voices = [v for v in DEV_VOICES[language] if v in have]
+        if not voices:
+            raise SystemExit(f"no training {language} voice installed (apt: espeak-ng)")
+        by_intent = defaultdict(list)
+        for r in rows:
+            if r["language"] == language:
+                by_intent[r["intent"]].append(r)
+        intents = sorted(by_intent)
+        for k in tqdm(range(per_language), desc=f"synthesizing {language}"):
+            pool = by_intent[intents[k % len(intents)]]
+            row = pool.pop(rng.randrange(len(pool)))
+            condition = ("clean", "white_noise", "room")[k % 3]
+            snr = round(rng.uniform(8, 25), 1) if condition != "clean" else None
+            rt60 = round(rng.uniform(0.2, 0.5), 2) if condition == "room" else None
+            audio = synthesize(
+                row["text"], voices[k % len(voices)], rate=rng.uniform(0.85, 1.15),
+                snr_db=snr, reverb_rt60_s=rt60, seed=k,
+            )  # fmt: skip
+            path = folder / f"{manifest.stem.removeprefix('manifest_')}_{language}_{k:04d}.wav"
+            write_wav(path, audio)
+            clips.append(Clip(str(path), row, voices[k % len(voices)], condition, snr))
+    manifest.write_text("\n".join(json.dumps(c.__dict__, ensure_ascii=False) for c in clips))
+    return clips
+
+
+def project_cache(cache: dict, per_clip: int) -> list[dict]:
+    """Projected rows of the first `per_clip` hypotheses of every clip (exact copies of the
+    reference are left out: train.jsonl has them)."""
     rows = []
     for clip in cache["clips"].values():
-        for h in clip["nbest"]["hypotheses"][: args.per_clip]:
+        for h in clip["nbest"]["hypotheses"][:per_clip]:
             out = project(clip["row"], h["text"])
             if out is not None and out["text"] != clip["row"]["text"]:
                 rows.append(out)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("decode", help="speak train-split rows and decode them (resumable)")
+    d.add_argument("--corpus", type=Path, default=Path("build/corpus"))
+    d.add_argument("--per-language", type=int, default=400)
+    d.add_argument("--seed", type=int, default=29)
+    d.add_argument("--audio", type=Path, default=Path("build/nlu/heard_audio"))
+    d.add_argument("--out", type=Path, default=Path("build/nlu/heard_nbest.json"))
+    p = sub.add_parser("project", help="n-best cache -> labelled rows as heard")
+    p.add_argument("--nbest", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--per-clip", type=int, default=3, help="hypotheses kept per clip")
+    args = ap.parse_args(argv)
+    if args.command == "decode":
+        from lab.eval.heldout_nbest import decode_clips
+
+        clips = training_clips(args.corpus, args.per_language, args.seed, args.audio)
+        cache = decode_clips(clips, args.out)
+        print(f"{len(cache['clips'])} clips in {args.out}")
+        return 0
+    rows = project_cache(json.loads(args.nbest.read_text()), args.per_clip)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"{len(rows)} rows -> {args.out}")

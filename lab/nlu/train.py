@@ -90,6 +90,11 @@ class TrainConfig:
     aug_pseudo: float = 0.0  # stage "aug": share of replaced mentions that are altered ones
     aug_kd: float = 0.0  # stage "aug": weight of the teacher-logit MSE next to the CE (0 chosen
     # on dev: at 1.0 the MSE to the teacher's larger logits outweighs the CE, docs/nlu_report.md)
+    # stage "aug": labelled rows added whole (JSONL files in the corpus line shape), e.g. text
+    # as the first pass hears it (lab.nlu.heard) and catalog names as written (written_rows)
+    extra_rows: list[str] = field(default_factory=list)
+    written_rows: int = 0  # stage "aug": train-split product queries with catalog names
+    catalog: str = "build/catalog.jsonl"  # the names of `written_rows` (assistant catalog --json)
     eval_limit: int = 0  # evaluate on at most this many rows per set (0: all)
     device: str = "auto"
     eval_sets: list[str] = field(default_factory=lambda: ["dev", "test"])
@@ -327,6 +332,15 @@ def augmented_items(tok, train_rows: list[dict], cfg: TrainConfig) -> list[D.Exa
     rows = augment_rows(train_rows, augmenter, cfg.aug_rows, cfg.seed)
     rng = random.Random(cfg.seed + 1)
     rows += rng.sample(train_rows, min(cfg.aug_rows, len(train_rows)))
+    if cfg.written_rows:
+        from lab.nlu.augment import written_rows  # noqa: PLC0415
+        from lab.nlu.corpus.catalog import load_catalog  # noqa: PLC0415
+
+        products = {p.sku: p for p in load_catalog(cfg.catalog)}
+        rows += written_rows(train_rows, products, cfg.written_rows, cfg.seed + 2)
+    for path in cfg.extra_rows:
+        rows += D.read_jsonl(path)
+    log.info("stage aug: %d rows (%d extra files)", len(rows), len(cfg.extra_rows))
     return D.encode_labelled(tok, rows, cfg.max_len, D.load_labels(cfg.corpus))
 
 
@@ -548,17 +562,26 @@ def run(cfg: TrainConfig) -> dict:
     ablation students), save the student and OUT/metrics.json."""
     t_entry = time.time()
     r = setup(cfg, t_entry)
-    teacher = fine_tune_teacher(r)
-    r.metrics["runs"]["teacher"] = {"params": teacher.n_params(), "eval": r.evaluate(teacher)}
-    log.info("teacher: %s", _summary(next(iter(r.metrics["runs"]["teacher"]["eval"].values()))))
+    teacher = fine_tune_teacher(r) if needs_teacher(cfg) else None
+    if teacher is not None:
+        teacher_eval = r.evaluate(teacher)
+        r.metrics["runs"]["teacher"] = {"params": teacher.n_params(), "eval": teacher_eval}
+        log.info("teacher: %s", _summary(next(iter(teacher_eval.values()))))
     student = distil_all(r, teacher)
     r.metrics["train_seconds"] = round(time.time() - r.t_start, 1)
-    if r.device.type == "cuda":
+    if r.device.type == "cuda" and teacher is not None:
         r.metrics["gpu_latency"] = gpu_latency(
             {"teacher": teacher, "student": student}, r.tok, r.device
         )
     (r.out / "metrics.json").write_text(json.dumps(r.metrics, indent=1))
     return r.metrics
+
+
+def needs_teacher(cfg: TrainConfig) -> bool:
+    """False when a saved student only continues with cross-entropy stages ("ce", "aug" or
+    "qat" without the teacher-logit term): then no teacher is built or fine-tuned."""
+    ce_only = set(cfg.stages) <= {"ce", "aug", "qat"} and not cfg.aug_kd and not cfg.ablations
+    return not (cfg.init_student and not cfg.teacher_dir and ce_only)
 
 
 def setup(cfg: TrainConfig, t_entry: float) -> Run:
@@ -630,12 +653,14 @@ def plans(cfg: TrainConfig) -> dict[str, tuple[str, list[str]]]:
     return out
 
 
-def distil_all(r: Run, teacher: JointModel) -> JointModel:
+def distil_all(r: Run, teacher: JointModel | None) -> JointModel:
     """Every planned student through its stages; saves the main one to OUT/student and
-    returns it."""
+    returns it. `teacher` None: only a saved student continued (needs_teacher)."""
     cfg = r.cfg
-    scfg = student_config(teacher.config, cfg.layers, cfg.hidden, cfg.ffn)
-    layer_map = default_layer_map(teacher.config.layers, cfg.layers)
+    scfg, layer_map = None, []
+    if teacher is not None:
+        scfg = student_config(teacher.config, cfg.layers, cfg.hidden, cfg.ffn)
+        layer_map = default_layer_map(teacher.config.layers, cfg.layers)
     main_student = None
     for run_name, (init, plan) in plans(cfg).items():
         student, projection, layer_map = new_student(r, teacher, init, scfg, layer_map)
