@@ -30,11 +30,13 @@ import functools
 import json
 import math
 import re
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
 
 import jellyfish
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from asr.nbest import NBest
@@ -88,6 +90,7 @@ GENERIC_LINE_BONUS = 0.05
 TEXT_PHONETIC_WEIGHT = 0.85  # free-text scan: a sound-alike scores below TEXT_MIN_SCORE
 TEXT_MIN_SCORE = 0.88
 MIN_JOINED_CHARS = 5  # space-free comparison only for names this long ("lala" + 1)
+SCORE_CACHE_SIZE = 20_000  # spans whose form scores are kept (a few MB)
 QUERY_WORDS = frozenset(
     [
         "where",
@@ -125,6 +128,7 @@ def _number_words() -> tuple[re.Pattern, dict[str, str]]:
     return re.compile(rf"\b(?:{alternation})\b"), words
 
 
+@functools.lru_cache(maxsize=16384)  # catalog forms are rewritten on every size comparison
 def digits(text: str) -> str:
     """Folded text with number words as digits: "talla cuatro" -> "talla 4"."""
     pattern, words = _number_words()
@@ -211,30 +215,69 @@ class _Forms:
         self.es = [spanish_key(f) for f in self.forms]
         # ASR joins and splits names ("tidepods", "leche la la"): compare without spaces too
         self.joined = [f.replace(" ", "") for f in self.forms]
+        # The hypotheses of one n-best list share most of their words and n-grams, and a
+        # speculative final and its endpoint's decode often read the same text: each span is
+        # matched against the forms once. (span, weight) -> scores; the forms never change.
+        self._cache: dict[tuple[str, float], dict[str, float]] = {}
+        self._lock = threading.Lock()
 
     def scores(self, span: str, weight: float) -> dict[str, float]:
-        """id -> best similarity of `span` to any of its forms."""
-        query = fold(span)
-        if not query:
-            return {}
-        best: dict[str, float] = defaultdict(float)
-        joined = query.replace(" ", "")
-        passes = (
-            (query, self.forms, 1.0),
-            (joined if len(joined) >= MIN_JOINED_CHARS else "", self.joined, 1.0),
-            (english_key(query), self.en, weight),
-            (spanish_key(query), self.es, weight),
-        )
-        for q, choices, w in passes:
-            # a short word sounds like too many names ("can" ~ "gain": both KN)
-            if len(q) < 2 or (w != 1.0 and (len(q.replace(" ", "")) < 3 or len(query) < 4)):
+        """id -> best similarity of `span` to any of its forms (a fresh dict: callers add to it)."""
+        return defaultdict(float, self.many([span], weight)[0])
+
+    def many(self, spans: list[str], weight: float) -> list[dict[str, float]]:
+        """`scores` of each span (shared dicts: read them, do not change them); the spans not
+        seen before are matched together, one rapidfuzz cdist per kind of form."""
+        with self._lock:
+            known = {s: self._cache.get((s, weight)) for s in spans}
+        todo = [s for s, found in known.items() if found is None]
+        if todo:
+            fresh = self._match(todo, weight)
+            known.update(fresh)
+            with self._lock:
+                if len(self._cache) + len(fresh) > SCORE_CACHE_SIZE:
+                    self._cache.clear()
+                self._cache.update({(s, weight): v for s, v in fresh.items()})
+        return [known[s] for s in spans]
+
+    def _match(self, spans: list[str], weight: float) -> dict[str, dict[str, float]]:
+        best: dict[str, dict[str, float]] = {s: defaultdict(float) for s in spans}
+        passes: list[tuple[list[str], list[str], float]] = [
+            ([], self.forms, 1.0), ([], self.joined, 1.0), ([], self.en, weight), ([], self.es, weight)
+        ]  # fmt: skip
+        for span in spans:
+            query = fold(span)
+            if not query:
                 continue
-            for _form, score, idx in process.extract(
-                q, choices, scorer=fuzz.ratio, limit=40, score_cutoff=60
-            ):
-                for owner in self.owners[idx]:
-                    best[owner] = max(best[owner], w * score / 100.0)
-        return best
+            joined = query.replace(" ", "")
+            keys = (
+                query,
+                joined if len(joined) >= MIN_JOINED_CHARS else "",
+                english_key(query),
+                spanish_key(query),
+            )
+            for (todo, _choices, w), q in zip(passes, keys, strict=True):
+                # a short word sounds like too many names ("can" ~ "gain": both KN)
+                if len(q) < 2 or (w != 1.0 and (len(q.replace(" ", "")) < 3 or len(query) < 4)):
+                    continue
+                todo.append((span, q))
+        for todo, choices, w in passes:
+            if not todo:
+                continue
+            # process.extract(q, choices, scorer=fuzz.ratio, limit=40, score_cutoff=60) of each
+            # query, as one matrix: the same scores, the same 40 best (ties by form order)
+            matrix = process.cdist(
+                [q for _, q in todo], choices, scorer=fuzz.ratio, score_cutoff=60,
+                dtype=np.float64, workers=1,
+            )  # fmt: skip
+            for (span, _q), row in zip(todo, matrix, strict=True):
+                hits = np.flatnonzero(row)
+                top = hits[np.lexsort((hits, -row[hits]))[:40]]
+                scores = best[span]
+                for idx, score in zip(top.tolist(), row[top].tolist(), strict=True):
+                    for owner in self.owners[idx]:
+                        scores[owner] = max(scores[owner], w * score / 100.0)
+        return {s: dict(v) for s, v in best.items()}
 
 
 @dataclass(frozen=True)
@@ -353,6 +396,10 @@ class Linker:
         for p in products.values():
             type_forms[fold(p.product_en)].add(p.type_id) if p.line.count(":") == 1 else None
         self._types = _Forms(type_forms)
+        # closest(): every product's EN names then ES names, folded once
+        listed = list(products.values())
+        names = [fold(p.name_en) for p in listed] + [fold(p.name_es) for p in listed]
+        self._closest_choices = (listed, names)
         # every variant form, for finding untagged sizes and colours in a query
         self._variant_re = {
             kind: _alternation({digits(f) for fs in forms.values() for f in fs})
@@ -585,9 +632,10 @@ class Linker:
         # free text is full of words that sound like some brand ("find" ~ Fanta): here a
         # sound-alike alone is not enough, the spelling must be close too
         weight = TEXT_PHONETIC_WEIGHT
-        for g in grams:
-            bs = max(self._brands.scores(g, weight).values(), default=0.0)
-            ps = max(self._products.scores(g, weight).values(), default=0.0)
+        brands, products = self._brands.many(grams, weight), self._products.many(grams, weight)
+        for g, brand, product in zip(grams, brands, products, strict=True):
+            bs = max(brand.values(), default=0.0)
+            ps = max(product.values(), default=0.0)
             # longer grams must earn their place: a tie goes to the earlier, shorter one
             if bs > best_brand[0] + 1e-9 and bs >= TEXT_MIN_SCORE:
                 best_brand = (bs, g)
@@ -739,8 +787,7 @@ class Linker:
         """Catalog products whose names look most like `text` (for "not found" answers);
         min_score in [0, 1]: offer nothing that looks less alike."""
         self._build()
-        products = list(self.inventory.products().values())
-        names = [fold(p.name_en) for p in products] + [fold(p.name_es) for p in products]
+        products, names = self._closest_choices
         out, seen = [], set()
         for _n, _s, idx in process.extract(
             fold(text),
