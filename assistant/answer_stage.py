@@ -111,7 +111,11 @@ class AnswerStage:
         if not self.breaker.allow():
             error = (ErrorCode.DB_UNAVAILABLE, DB_DOWN)
         else:
-            call = functools.partial(self.answerer.answer, result.nlu, store, nbest=result.nbest)
+            # the batch's parses of every hypothesis, when it made them: not parsed again
+            parsed = {} if result.nlus is None else {"nlus": list(result.nlus)}
+            call = functools.partial(
+                self.answerer.answer, result.nlu, store, nbest=result.nbest, **parsed
+            )
             try:
                 answer = await asyncio.wait_for(self._in_thread(call), self.timeout_s)
                 self.breaker.success()

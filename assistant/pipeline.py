@@ -103,6 +103,9 @@ class FinalResult:
     """Everything the `final` event carries, plus the errors to report beside it.
 
     errors: (ErrorCode, message) pairs, e.g. (ErrorCode.DB_UNAVAILABLE, "...").
+    nlus: the parse of every hypothesis of `nbest`, in its order, when they were parsed in
+    one batch (None otherwise), so that an answer given later (the server's answer stage)
+    decides from the same parses without parsing them again.
     """
 
     nbest: NBest
@@ -110,6 +113,7 @@ class FinalResult:
     answer: Any | None  # assistant.answer.Answer
     timings_ms: dict[str, float]
     errors: tuple[tuple[str, str], ...] = ()
+    nlus: tuple | None = field(default=None, repr=False)
 
 
 def _ms(since: float) -> float:
@@ -277,7 +281,11 @@ class Pipeline:
                     errors.append((ErrorCode.PIPELINE, "could not build an answer; try again"))
             timings["answer"] = _ms(t)
         timings["total"] = sum(timings.values())
-        return FinalResult(nbest, nlu, reply, timings, tuple(errors))
+        return FinalResult(nbest, nlu, reply, timings, tuple(errors), _tuple(nlus))
+
+
+def _tuple(items) -> tuple | None:
+    return None if items is None else tuple(items)
 
 
 @functools.lru_cache(maxsize=64)

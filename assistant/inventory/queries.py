@@ -153,6 +153,7 @@ class Inventory:
         self._hung_until = 0.0
         self._products: dict[str, ProductRecord] | None = None
         self._stores: dict[str, Store] | None = None
+        self._departments: dict[str, Department] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -214,18 +215,21 @@ class Inventory:
 
     @_guarded
     def departments(self) -> dict[str, Department]:
-        t = db.departments
-        rows = self._rows(select(t).order_by(t.c.id))
-        return {
-            r.id: Department(
-                r.id,
-                r.name_en,
-                r.name_es,
-                tuple(json.loads(r.aliases_en or "[]")),
-                tuple(json.loads(r.aliases_es or "[]")),
-            )
-            for r in rows
-        }
+        """Every department by id (cached, as the catalog: every product hit names one)."""
+        if self._departments is None:
+            t = db.departments
+            rows = self._rows(select(t).order_by(t.c.id))
+            self._departments = {
+                r.id: Department(
+                    r.id,
+                    r.name_en,
+                    r.name_es,
+                    tuple(json.loads(r.aliases_en or "[]")),
+                    tuple(json.loads(r.aliases_es or "[]")),
+                )
+                for r in rows
+            }
+        return self._departments
 
     @_guarded
     def products(self) -> dict[str, ProductRecord]:

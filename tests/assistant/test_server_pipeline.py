@@ -149,3 +149,49 @@ def test_finals_bias_toward_the_catalog_unless_the_client_gives_phrases():
     plain = StubTranscriber(["where can I find tide pods"])  # knows nothing of phrases
     Pipeline(plain).finals([request("en")])
     assert plain.batches == [1]
+
+
+class CountingParser:
+    """The baseline parser, counting the texts it parses."""
+
+    def __init__(self) -> None:
+        from nlu.baseline import BaselineParser
+
+        self.inner, self.texts = BaselineParser(), []
+
+    def parse(self, text, language=None):
+        self.texts.append(text)
+        return self.inner.parse(text, language)
+
+    def parse_batch(self, texts, languages):
+        self.texts.extend(texts)
+        return self.inner.parse_batch(texts, languages)
+
+
+class RecordingAnswerer:
+    def __init__(self) -> None:
+        self.calls = []
+
+    def answer(self, nlu, store, nbest=None, nlus=None):
+        self.calls.append(nlus)
+        return None
+
+
+def test_the_answer_stage_answers_from_the_batch_parses():
+    """The server answers off the batch worker (answer=False, then AnswerStage): it hands the
+    answerer the parses the batch made of every hypothesis, so none is parsed twice."""
+    import asyncio
+
+    from assistant.answer_stage import AnswerStage
+
+    texts = ["where can I find tide pods", "where can I find tied pods", "where can I fine"]
+    parser, answerer = CountingParser(), RecordingAnswerer()
+    pipeline = Pipeline(StubTranscriber(texts), None, parser, answerer)
+    (result,) = pipeline.finals([request("en")], answer=False)
+    assert [n.text for n in result.nlus] == texts and result.nlu == result.nlus[0]
+    assert answerer.calls == [] and parser.texts == texts
+    asyncio.run(AnswerStage(answerer).complete(result, "1"))
+    assert answerer.calls == [list(result.nlus)] and parser.texts == texts  # not parsed again
+
+    (single,) = Pipeline(StubTranscriber(texts[:1]), None, parser).finals([request("en")])
+    assert single.nlus is None  # one hypothesis: parsed alone, the answerer gets no list
