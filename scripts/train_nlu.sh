@@ -5,6 +5,7 @@
 #   scripts/train_nlu.sh train [ARGS...]    # on the GPU machine (or here): train, pack results into $OUT
 #   scripts/train_nlu.sh unpack DIR         # here: results folder -> build/nlu/run/{teacher,student}
 #   scripts/train_nlu.sh cpu [ARGS...]      # here: stages 4-5 (augmentation, QAT) -> build/nlu/run_aug
+#   scripts/train_nlu.sh heard [ARGS...]    # here: the shipped student + text as heard -> build/nlu/student_heard
 #
 # `train` runs the main student first and packs it, then the ablations (resuming the teacher
 # and the student from their checkpoints), so a cut-off run still returns the main result.
@@ -67,6 +68,23 @@ cpu)
   cp build/nlu/run_aug/metrics.json docs/nlu_training_cpu_metrics.json
   cp build/nlu/run_aug2/metrics.json docs/nlu_training_cpu2_metrics.json
   ;;
+heard)
+  # Issue 16: continue the shipped student (read back from its int8 ONNX: no GPU checkpoint
+  # needed) with stages 4-5 on the labelled split, augmentations, train-split product queries
+  # with catalog names as written, and train-split queries as the first pass hears them
+  # (training voices and conditions only). No teacher (--aug-kd 0). Needs build/corpus
+  # (scripts/build_corpus.sh) and build/catalog.jsonl; decoding 800 clips takes ~15 min on 2
+  # cores, training ~40 min.
+  shift
+  "$PY" -m lab.nlu.from_onnx --model nlu/models/student --out build/nlu/shipped
+  "$PY" -m lab.nlu.heard decode --corpus build/corpus --per-language 400 --out build/nlu/heard_nbest.json
+  "$PY" -m lab.nlu.heard project --nbest build/nlu/heard_nbest.json --out build/nlu/heard.jsonl
+  "$PY" -m lab.nlu.train run --corpus build/corpus --init build/nlu/shipped --device cpu \
+    --init-student build/nlu/shipped --stages aug qat --aug-rows 6000 --written-rows 3000 \
+    --extra-rows build/nlu/heard.jsonl --aug-kd 0 --qat-epochs 0.25 --student-lr 1e-4 \
+    --student-batch-size 64 --eval-sets test --eval-limit 2000 --out build/nlu/run_heard "$@"
+  "$PY" -m lab.nlu.export --model build/nlu/run_heard/student --out build/nlu/student_heard --int8-only
+  ;;
 *)
-  sed -n 2,10p "$0"; exit 2 ;;
+  sed -n 2,11p "$0"; exit 2 ;;
 esac

@@ -32,6 +32,7 @@ import random
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 from lab import REPO
@@ -125,6 +126,12 @@ def run(args) -> dict:
 
     pipeline = load_pipeline(transcriber=object())
     inventory, parser, linker = pipeline.inventory, pipeline.parser, pipeline.answerer.linker
+    tuned = {
+        k: v
+        for k, v in (("nbest_temperature", args.temperature), ("min_support", args.min_support))
+        if v is not None
+    }
+    linker.config = replace(linker.config, **tuned)
     answerers = {
         "joint": Answerer(inventory, linker, parser, joint=True),
         "top1": Answerer(inventory, linker, parser, joint=False),
@@ -134,7 +141,7 @@ def run(args) -> dict:
     written = as_written(rows, inventory.products())
     records = []
     t = time.perf_counter()
-    for set_name, rs in (("spoken", rows), ("written", written)):
+    for set_name, rs in (("spoken", rows), ("written", written)) if args.text else ():
         nlus = []
         for i in range(0, len(rs), 64):
             nlus.extend(parser.parse_batch([r["text"] for r in rs[i : i + 64]]))
@@ -231,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nbest", default=str(NBEST))
     ap.add_argument("--out", default="docs/understanding_eval")
     ap.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
+    ap.add_argument("--temperature", type=float, help="LinkerConfig.nbest_temperature")
+    ap.add_argument("--min-support", type=float, help="LinkerConfig.min_support")
+    ap.add_argument(
+        "--text", action=argparse.BooleanOptionalAction, default=True, help="the gold-text sets"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)

@@ -123,15 +123,24 @@ def training_clips(corpus: Path, per_language: int, seed: int, folder: Path) -> 
     return clips
 
 
-def project_cache(cache: dict, per_clip: int) -> list[dict]:
-    """Projected rows of the first `per_clip` hypotheses of every clip (exact copies of the
-    reference are left out: train.jsonl has them)."""
+def project_cache(cache: dict, per_clip: int, max_wer: float = 0.5) -> list[dict]:
+    """Projected rows of the first `per_clip` hypotheses of every clip. Left out: exact
+    copies of the reference (train.jsonl has them) and hypotheses with a word error rate
+    above `max_wer` against it, whose word alignment places labels on unrelated words
+    ("existencias neplomas [reine]PRODUCT [que]BRAND ..."); out-of-scope rows carry no
+    spans, so any reading of them keeps its label."""
+    from lab.wer import wer
+
     rows = []
     for clip in cache["clips"].values():
+        ref = clip["row"]
         for h in clip["nbest"]["hypotheses"][:per_clip]:
-            out = project(clip["row"], h["text"])
-            if out is not None and out["text"] != clip["row"]["text"]:
-                rows.append(out)
+            out = project(ref, h["text"])
+            if out is None or out["text"] == ref["text"]:
+                continue
+            if ref["entities"] and wer([ref["text"]], [h["text"]], ref["language"]) > max_wer:
+                continue
+            rows.append(out)
     return rows
 
 
@@ -148,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nbest", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--per-clip", type=int, default=3, help="hypotheses kept per clip")
+    p.add_argument("--max-wer", type=float, default=0.5, help="drop readings further off")
     args = ap.parse_args(argv)
     if args.command == "decode":
         from lab.eval.heldout_nbest import decode_clips
@@ -156,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         cache = decode_clips(clips, args.out)
         print(f"{len(cache['clips'])} clips in {args.out}")
         return 0
-    rows = project_cache(json.loads(args.nbest.read_text()), args.per_clip)
+    rows = project_cache(json.loads(args.nbest.read_text()), args.per_clip, args.max_wer)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"{len(rows)} rows -> {args.out}")

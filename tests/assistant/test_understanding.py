@@ -9,7 +9,7 @@ from inventory_db import sqlite_url  # noqa: F401
 
 from asr.nbest import Hypothesis, NBest
 from assistant.pipeline import build_assistant
-from lab.nlu.heard import project
+from lab.nlu.heard import project, project_cache
 from nlu.schema import Entity, NluResult
 
 
@@ -193,3 +193,13 @@ def test_labels_projected_onto_what_was_heard():
     for e in out["entities"]:
         assert out["text"][e["start"] : e["end"]] == e["text"]
     assert project(row, "do we have") is None
+    # a reading too far off the words is left out: its alignment would label unrelated words
+    cache = {"clips": {"a.wav": {"row": row, "nbest": {"hypotheses": [
+        {"text": "do we have collugs frosted flakes"},
+        {"text": "do we have Kellogg's frosted flakes"},
+        {"text": "the weather in cologne is frosty and flaky today"},
+    ]}}}}  # fmt: skip
+    assert project(row, "the weather in cologne is frosty and flaky today") is not None
+    kept = project_cache(cache, per_clip=3)
+    assert [r["text"] for r in kept] == ["do we have collugs frosted flakes"]
+    assert kept[0]["noisy"] and kept[0]["intent"] == "check_stock"
