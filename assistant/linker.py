@@ -503,6 +503,15 @@ class Linker:
         ):
             if result.missing and not self._scan_confirms(scanned, brand):
                 return result  # the scan found some other product: the brand is still missing
+            heard = result.best.brand_score if result.candidates else None
+            if (
+                heard
+                and heard >= self.config.exact_brand
+                and not self._scan_confirms(scanned, brand)
+            ):
+                # the spans name a catalog brand exactly ("[champion]BRAND"); another brand
+                # elsewhere in the text ("Schick stock ...": "check" misheard) does not win
+                return result
             return scanned
         return result
 

@@ -203,3 +203,14 @@ def test_labels_projected_onto_what_was_heard():
     kept = project_cache(cache, per_clip=3)
     assert [r["text"] for r in kept] == ["do we have collugs frosted flakes"]
     assert kept[0]["noisy"] and kept[0]["intent"] == "check_stock"
+
+
+def test_exact_brand_span_is_not_replaced_by_another_brand_in_the_text(bundle):
+    """ "check stock for t-shirts by champion" heard as "Schick stock 40 short-spy champion":
+    the parse names Champion; Schick, a word the text scan finds, must not be asserted."""
+    text = "Schick stock 40 short-spy champion"
+    nlu = _nlu(text, "check_stock", ("PRODUCT", "short-spy"), ("BRAND", "champion"))
+    result = bundle.linker.link(nlu)
+    assert result.candidates and {c.product.brand for c in result.candidates} == {"Champion"}
+    answer = bundle.answerer.answer(nlu, "1")
+    assert all(p.brand == "Champion" for p in answer.products + answer.candidates)
