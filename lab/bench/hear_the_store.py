@@ -124,6 +124,16 @@ def apply_condition(audio: np.ndarray, condition: str, snr_db: float | None, see
     return audio
 
 
+def rows_by_intent(rows: list[dict], language: str) -> dict[str, list[dict]]:
+    """The rows of `language` grouped by intent, in their order (clip sets take intents in
+    turn, so that all five are covered)."""
+    by_intent: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r["language"] == language:
+            by_intent[r["intent"]].append(r)
+    return by_intent
+
+
 def build_clips(per_language: int, seed: int, folder: Path, dev: bool = False) -> list[Clip]:
     """Synthesize (once) the held-out clips (dev: the tuning clips); in a fixed order."""
     manifest = folder / f"manifest_{'dev_' if dev else ''}{per_language}_{seed}.jsonl"
@@ -139,10 +149,7 @@ def build_clips(per_language: int, seed: int, folder: Path, dev: bool = False) -
         voices = [v for v in (DEV_VOICES if dev else HELD_OUT_VOICES)[language] if v in have]
         if not voices:
             raise SystemExit(f"no held-out {language} voice installed (apt: libttspico-utils)")
-        by_intent = defaultdict(list)
-        for r in rows:
-            if r["language"] == language:
-                by_intent[r["intent"]].append(r)
+        by_intent = rows_by_intent(rows, language)
         picked: list[dict] = []
         intents = sorted(by_intent)
         while len(picked) < per_language:  # intents in turn, so all five are covered

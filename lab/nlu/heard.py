@@ -81,11 +81,10 @@ def project(row: dict, heard: str) -> dict | None:
 def training_clips(corpus: Path, per_language: int, seed: int, folder: Path) -> list:
     """Synthesize (once) `per_language` train-split queries per language, intents in turn."""
     import random
-    from collections import defaultdict
 
     from tqdm import tqdm
 
-    from lab.bench.hear_the_store import DEV_VOICES, Clip
+    from lab.bench.hear_the_store import DEV_VOICES, Clip, rows_by_intent
     from lab.tts.synth import available_voices, synthesize, write_wav
 
     manifest = folder / f"manifest_{per_language}_{seed}.jsonl"
@@ -101,10 +100,7 @@ def training_clips(corpus: Path, per_language: int, seed: int, folder: Path) -> 
         voices = [v for v in DEV_VOICES[language] if v in have]
         if not voices:
             raise SystemExit(f"no training {language} voice installed (apt: espeak-ng)")
-        by_intent = defaultdict(list)
-        for r in rows:
-            if r["language"] == language:
-                by_intent[r["intent"]].append(r)
+        by_intent = rows_by_intent(rows, language)
         intents = sorted(by_intent)
         for k in tqdm(range(per_language), desc=f"synthesizing {language}"):
             pool = by_intent[intents[k % len(intents)]]
