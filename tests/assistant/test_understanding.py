@@ -214,3 +214,12 @@ def test_exact_brand_span_is_not_replaced_by_another_brand_in_the_text(bundle):
     assert result.candidates and {c.product.brand for c in result.candidates} == {"Champion"}
     answer = bundle.answerer.answer(nlu, "1")
     assert all(p.brand == "Champion" for p in answer.products + answer.candidates)
+
+
+@pytest.mark.parametrize("heard", ["cuantereces", "karma"])
+def test_misheard_names_with_no_one_alike_link_no_one(bundle, heard):
+    """The issue's "cuantereces" (Juan Pérez) and "karma" (Carmen): neither person is in the
+    seeded rosters, so the honest answer is nobody, never another associate asserted."""
+    for store in bundle.inventory.stores():
+        link = bundle.linker.link_person(heard, store)
+        assert not link.associates or link.ask
