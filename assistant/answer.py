@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 from dataclasses import dataclass, field, replace
 
 from asr.nbest import NBest
@@ -105,6 +106,9 @@ class Answerer:
         # (Linker.link_joint); False: the top hypothesis, then the n-best only when it links
         # nothing (the behaviour before issue 16, kept for the evaluation's comparison)
         self.joint = joint
+        # the joint state of the answer in progress, per thread: the server answers on
+        # several threads at once with one Answerer (assistant.answer_stage)
+        self._calls = threading.local()
 
     def joint_intent(self, nlus: list[NluResult], weights: list[float]) -> str:
         """The intent with the most posterior-weighted confidence over the hypotheses."""
@@ -123,7 +127,7 @@ class Answerer:
     ) -> Answer:
         """nlus: the parses of every hypothesis of `nbest` (one batched call); parsed here
         with `parser` when absent and the answer is joint."""
-        self._joint_state = None
+        self._calls.joint = None
         if self.joint and nbest is not None and len(nbest.hypotheses) > 1:
             if nlus is None and self.parser is not None:
                 nlus = self.parser.parse_batch(
@@ -134,7 +138,7 @@ class Answerer:
                 intent = self.joint_intent(nlus, weights)
                 if intent != nlu.intent:
                     nlu = replace(nlu, intent=intent)
-                self._joint_state = (nlus, weights)
+                self._calls.joint = (nlus, weights)
         lang = nlu.language if nlu.language in ("en", "es") else "en"
         store = self._store(nlu, store)
         if self.inventory.store(store) is None:
@@ -186,7 +190,7 @@ class Answerer:
         )
 
     def _link(self, nlu: NluResult, nbest: NBest | None) -> LinkResult:
-        state = getattr(self, "_joint_state", None)
+        state = getattr(self._calls, "joint", None)
         if state is not None:
             nlus, weights = state
             return self.linker.link_joint(nlus, weights, nlu.intent)
