@@ -1,8 +1,9 @@
 """Which engine runs the models behind `assistant serve`, and the Ray Serve knobs.
 
 `local` (the default) is the single-process server: one AssistantServer holding every model.
-`ray` runs the model stages as Ray Serve deployments (assistant.ray_engine, which alone imports
-ray) behind websocket front-end replicas that run the same server code; see docs/scale_out.md.
+`ray` runs the first pass as a Ray Serve deployment (assistant.ray_engine, which alone imports
+ray) behind websocket front-end replicas that run the same server code with the later stages
+(rescoring, NLU, answers); see docs/scale_out.md.
 This module imports nothing of Ray, so the default server never does.
 
 Every field is an option of `assistant serve` (assistant.options): `--engine ray`,
@@ -20,8 +21,8 @@ ENGINES = ("local", "ray")
 class EngineConfig:
     """The engine, and for `ray` the deployments' replicas, resources and call policy.
 
-    Defaults fit one 2-core machine: 1 logical CPU for the first pass, a quarter for each
-    other replica (1.75 of 2). The first pass batches with Serve's @serve.batch using the
+    Defaults fit one 2-core machine: 1 logical CPU for the first pass, half of one for each
+    front end (websocket, VAD, rescoring, NLU, answers; 2 front ends fit). The first pass batches with Serve's @serve.batch using the
     server's own --max-batch and --batch-wait-ms (None: 8 on a GPU, 1 on a CPU, where a batch
     costs as much as its decodes in sequence: docs/latency.md against docs/latency_batch8.md).
     """
@@ -31,8 +32,9 @@ class EngineConfig:
     # local Ray on this machine (and stop it at exit).
     ray_address: str | None = None
     ray_cpus: int | None = None  # local Ray only: logical CPUs it offers (None: the machine's)
-    frontend_replicas: int = 1  # websocket front ends (stateless; SO_REUSEPORT on one host)
-    frontend_cpus: float = 0.25
+    # websocket front ends with the later stages (stateless; SO_REUSEPORT on one host)
+    frontend_replicas: int = 1
+    frontend_cpus: float = 0.5
     first_pass_replicas: int = 1  # Whisper replicas (autoscaled up to first_pass_max_replicas)
     first_pass_max_replicas: int = 0  # > first_pass_replicas: Serve autoscaling on queue length
     first_pass_cpus: float = 1.0

@@ -1,19 +1,25 @@
-"""`assistant serve --engine ray`: the model stages as Ray Serve deployments, the websocket
-front end as stateless replicas of the same server code.
+"""`assistant serve --engine ray`: the first pass as a Ray Serve deployment, the websocket
+front end (with the later stages) as stateless replicas of the same server code.
 
     Frontend (N replicas)      assistant.server.AssistantServer + assistant.session, unchanged,
-       |  DeploymentHandle     over RayPipeline: the Pipeline's finals/partial/answerer seam
+       |                       over RayPipeline: rescoring, NLU, linker and inventory answers
+       |                       in this process (the edge tier of docs/scale_out.md)
+       |  DeploymentHandle     one call per final, one per partial
        v
     FirstPass  (@serve.batch)  Whisper n-best (CTranslate2 on CPU, PyTorch on a GPU), partials
-    SecondPass                 RescoreBERT
-    Understand                 NLU student, linker, inventory answers (PostgreSQL shared)
 
-Each model replica holds an assistant.pipeline.Pipeline with only its own stage loaded, so the
-stage code (error handling, finals-first partials, phrase biasing) is the single-process
-server's. The front end's AnswerStage (timeout + circuit breaker) wraps a RemoteAnswerer.
-A stage call whose replica died is sent again (`stage_retries`, within `call_timeout_s`):
-Serve restarts the replica or routes to another one; past that the session gets a
-`pipeline` error event for that utterance and goes on.
+The first-pass replica holds an assistant.pipeline.Pipeline with only Whisper (and the catalog
+phrases it biases toward) loaded; the front end holds one with everything else, so the stage
+code (error handling, finals-first partials, phrase biasing, the answer stage's timeout and
+circuit breaker) is the single-process server's. Only the first pass, the stage that needs
+the GPU and most of the CPU, is scaled and batched apart; the later stages cost a few ms a
+final and scale with the front ends. One deployment call per final: the earlier layout (a
+replica per stage: four handle calls per final, the answer parsing the n-best again) cost
+about 90 ms at one stream on 2 cores (docs/loadtest_engines.md).
+
+A first-pass call whose replica died is sent again (`stage_retries`, within `call_timeout_s`):
+Serve restarts the replica or routes to another one; past that the session gets a `pipeline`
+error event for that utterance and goes on.
 
 Front-end replicas on one host share the port with SO_REUSEPORT (the kernel spreads new
 connections); across hosts a load balancer fronts them (docs/scale_out.md).
@@ -41,7 +47,6 @@ from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
-from assistant.answer_stage import is_database_error
 from assistant.engine import EngineConfig
 from assistant.env import VARIABLES, database_url
 from assistant.pipeline import FinalRequest, FinalResult, Pipeline, PipelineConfig
@@ -68,29 +73,17 @@ class StageUnavailable(RuntimeError):
 def first_pass_batch(server: ServerConfig, gpu: bool) -> tuple[int, float]:
     """(max_batch_size, batch_wait_timeout_s) for @serve.batch: the server's own --max-batch
     and --batch-wait-ms, with its default of 8 on a GPU and 1 on a CPU (measured: docs/latency.md
-    against docs/latency_batch8.md, on a CPU a batch costs as much as its decodes in sequence)."""
+    against docs/latency_batch8.md, on a CPU a batch costs as much as its decodes in sequence).
+    With a batch of 1 Serve never waits: the batch is full with its first request."""
     size = server.max_batch or (8 if gpu else 1)
     return size, server.batch_wait_ms / 1000.0
 
 
-# -- model stages (each replica: one process, one loaded stage) ----------------------------
-
-
-class _Stage:
-    """What every stage replica answers besides its verb."""
-
-    pipeline: Pipeline
-
-    def describe(self) -> dict[str, str | None]:
-        return {k: v for k, v in self.pipeline.describe().items() if v is not None}
-
-    def pid(self) -> int:
-        """The replica's process id (the failover test kills it)."""
-        return os.getpid()
+# -- the model stage (each replica: one process, Whisper loaded) ---------------------------
 
 
 @serve.deployment(max_ongoing_requests=32, health_check_period_s=2.0)
-class FirstPass(_Stage):
+class FirstPass:
     """Whisper n-best for finals (batched across every front end by @serve.batch) and greedy
     partials (skipped while a final batch runs, one at a time: Pipeline.partial's rule)."""
 
@@ -116,64 +109,24 @@ class FirstPass(_Stage):
     async def partial(self, audio, language: str | None) -> tuple[str, str] | None:
         return await asyncio.to_thread(self.pipeline.partial, audio, language)
 
-
-@serve.deployment(max_ongoing_requests=64, health_check_period_s=2.0)
-class SecondPass(_Stage):
-    """RescoreBERT over a first-pass n-best list (with the catalog gazetteer bonus)."""
-
-    def __init__(self, config: PipelineConfig) -> None:
-        from assistant.domain import load_domain
-        from assistant.inventory import Inventory
-        from assistant.pipeline import load_second_pass
-
-        _quiet_logs()
-        pack = load_domain(config.domain)
-        reranker = (
-            load_second_pass(pack, Inventory(config.database_url), config.rescore_device)
-            if config.rescore and pack.second_pass
-            else None
-        )
-        self.pipeline = Pipeline(None, reranker, config=config)
+    async def timed_final(self, request: FinalRequest) -> tuple[FinalResult, float, float]:
+        """final() between two time.perf_counter() stamps of this replica, when the call
+        reached it and when its reply left (lab.bench.ray_hops splits the round trip)."""
+        arrived = time.perf_counter()
+        result = await self.final(request)
+        return result, arrived, time.perf_counter()
 
     def describe(self) -> dict[str, str | None]:
-        return {"rescore": self.pipeline.describe()["rescore"]}
+        return {"asr": self.pipeline.describe()["asr"]}
 
-    async def rank(self, nbest, store: str) -> FinalResult:
-        return await asyncio.to_thread(self.pipeline.understand, nbest, store, 0.0, False)
+    def pid(self) -> int:
+        """The replica's process id (the failover test kills it)."""
+        return os.getpid()
 
-
-@serve.deployment(max_ongoing_requests=64, health_check_period_s=2.0)
-class Understand(_Stage):
-    """The NLU student, the catalog linker and the inventory answers (the shared database)."""
-
-    def __init__(self, config: PipelineConfig) -> None:
-        from assistant.pipeline import _load_nlu_and_answerer
-
-        _quiet_logs()
-        parser, answerer, inventory = _load_nlu_and_answerer(config)
-        self.pipeline = Pipeline(None, None, parser, answerer, config, inventory)
-
-    def describe(self) -> dict[str, str | None]:
-        stages = self.pipeline.describe()
-        return {"nlu": stages["nlu"], "answer": stages["answer"]}
-
-    async def parse(self, nbest, store: str, answer: bool) -> FinalResult:
-        return await asyncio.to_thread(self.pipeline.understand, nbest, store, 0.0, answer)
-
-    async def answer(self, nlu, store: str, nbest) -> tuple[str, Any]:
-        """("ok", Answer) | ("db", message) | ("error", message): exceptions of the database
-        driver are not sent across processes, the front end's breaker only needs the kind."""
-        try:
-            reply = await asyncio.to_thread(self.pipeline.answerer.answer, nlu, store, nbest=nbest)
-        except Exception as error:
-            if is_database_error(error):
-                return "db", f"{type(error).__name__}: {error}"[:500]
-            log.exception("answer failed")
-            return "error", f"{type(error).__name__}: {error}"[:500]
-        return "ok", reply
-
-    def stores(self) -> list[dict[str, str]]:
-        return self.pipeline.stores()
+    def ping(self, *payload) -> float:
+        """time.perf_counter() when the call reached the replica (CLOCK_MONOTONIC: comparable
+        across processes of one host); `payload` is only carried (lab.bench.ray_hops)."""
+        return time.perf_counter()
 
 
 # -- the front end's side of the seam -------------------------------------------------------
@@ -218,92 +171,98 @@ def _name(method) -> str:
     return getattr(method, "deployment_name", None) or str(method)
 
 
-class RemoteAnswerer:
-    """The Understand deployment's answers, as the server's AnswerStage expects an answerer."""
+def load_later_stages(config: PipelineConfig) -> Pipeline:
+    """Rescoring, parsing and answering (everything `load_pipeline` loads but Whisper and
+    its phrases), for a front end."""
+    from assistant.domain import load_domain
+    from assistant.pipeline import _load_nlu_and_answerer, load_second_pass
 
-    def __init__(self, understand, call: _Caller) -> None:
-        self.understand, self.call = understand, call
-
-    def answer(self, nlu, store: str, nbest=None):
-        kind, value = self.call(self.understand.answer, nlu, store, nbest)
-        if kind == "db":
-            raise ConnectionError(value)  # assistant.answer_stage: "database down"
-        if kind == "error":
-            raise RuntimeError(value)
-        return value
+    pack = load_domain(config.domain)
+    parser, answerer, inventory = _load_nlu_and_answerer(config)
+    reranker = (
+        load_second_pass(pack, inventory, config.rescore_device)
+        if config.rescore and pack.second_pass
+        else None
+    )
+    return Pipeline(None, reranker, parser, answerer, config, inventory)
 
 
 class RayPipeline:
     """What the server and its sessions call (`finals`, `partial`, `answerer`, `describe`,
-    `stores`), served by the deployments. Built in the server's loading thread: it waits
-    for one replica of each stage to describe itself."""
+    `stores`): the first pass on the FirstPass deployment, the later stages here. Built in the
+    server's loading thread: it loads the later stages and waits for a first-pass replica to
+    describe itself.
 
-    def __init__(self, first_pass, second_pass, understand, engine: EngineConfig) -> None:
-        self.engine = engine
-        self.first_pass, self.second_pass, self.understand = first_pass, second_pass, understand
+    later: the later stages already loaded (benchmarks); None loads them from `config`.
+    """
+
+    def __init__(
+        self,
+        first_pass,
+        engine: EngineConfig,
+        config: PipelineConfig | None = None,
+        later: Pipeline | None = None,
+    ) -> None:
+        self.engine, self.first_pass = engine, first_pass
         self.call = _Caller(engine)
+        self.later = later or load_later_stages(config or PipelineConfig())
+        self.answerer = self.later.answerer  # the server's AnswerStage wraps it, as in-process
         wait = dict(timeout_s=engine.deploy_timeout_s, retries=100)
-        self._stages: dict[str, str | None] = {"asr": None, "rescore": None, "nlu": None}
-        for handle in (first_pass, second_pass, understand):
-            self._stages.update(self.call(handle.describe, **wait))
-        self.answerer = (
-            RemoteAnswerer(understand, self.call) if self._stages.get("answer") else None
-        )
-        log.info("ray pipeline stages: %s", self._stages)
+        self._asr = self.call(first_pass.describe, **wait)["asr"]
+        # The first-pass replica skips a partial while a final runs, and runs one at a time;
+        # checked here first, a partial that would be skipped costs no call (nor its CPU).
+        self._finals_in_flight = 0
+        self._finals_lock = threading.Lock()
+        self._partial_slot = threading.Lock()
+        log.info("ray pipeline stages: %s", self.describe())
 
     def describe(self) -> dict[str, str | None]:
-        return {k: (f"{v} (ray)" if v else v) for k, v in self._stages.items()}
+        return {**self.later.describe(), "asr": f"{self._asr} (ray)"}
 
     def stores(self) -> list[dict[str, str]]:
-        try:
-            return self.call(self.understand.stores)
-        except Exception as error:
-            log.warning("store list unavailable: %s", error)
-            return []
+        return self.later.stores()
 
     def partial(self, audio, language: str | None) -> tuple[str, str] | None:
-        return self.call(
-            self.first_pass.partial,
-            audio,
-            language,
-            timeout_s=self.engine.partial_timeout_s,
-            retries=0,
-        )
+        if self._finals_in_flight or not self._partial_slot.acquire(blocking=False):
+            return None
+        try:
+            return self.call(
+                self.first_pass.partial,
+                audio,
+                language,
+                timeout_s=self.engine.partial_timeout_s,
+                retries=0,
+            )
+        finally:
+            self._partial_slot.release()
 
     def finals(self, requests: list[FinalRequest], answer: bool = True) -> list[FinalResult]:
-        """Each request through the three stages (the server hands them over one at a time;
-        Serve batches the first pass across every front end)."""
+        """Each request's first pass on Serve (the server hands them over one at a time, and
+        Serve batches them across every front end), then its later stages here."""
         return [self._final(r, answer) for r in requests]
 
     def _final(self, request: FinalRequest, answer: bool) -> FinalResult:
-        t = time.perf_counter()
-        first = self.call(self.first_pass.final, request)
-        timings = {"asr": _ms(t)}  # queue, batching and transfer included: what the final paid
-        nbest, errors = first.nbest, list(first.errors)
-        if self._stages.get("rescore"):
-            t = time.perf_counter()
-            try:
-                nbest = self.call(self.second_pass.rank, nbest, request.store).nbest
-            except StageUnavailable as error:  # the first-pass order is a fine answer
-                log.warning("rescoring skipped: %s", error)
-            timings["rescore"] = _ms(t)
-        t = time.perf_counter()
-        later = self.call(self.understand.parse, nbest, request.store, answer)
-        timings["nlu"] = _ms(t) - later.timings_ms.get("answer", 0.0)
-        timings["answer"] = later.timings_ms.get("answer", 0.0)
-        timings = {k: timings.get(k, 0.0) for k in ("asr", "rescore", "nlu", "answer")}
-        timings["total"] = sum(timings.values())
-        return FinalResult(nbest, later.nlu, later.answer, timings, (*errors, *later.errors))
-
-
-def _ms(since: float) -> float:
-    return (time.perf_counter() - since) * 1000.0
+        with self._finals_lock:
+            self._finals_in_flight += 1
+        try:
+            started = time.perf_counter()
+            first = self.call(self.first_pass.final, request)
+            # queue, batching and transfer included: what the final paid
+            asr_ms = (time.perf_counter() - started) * 1000.0
+            result = self.later.understand(first.nbest, request.store, asr_ms, answer)
+        finally:
+            with self._finals_lock:
+                self._finals_in_flight -= 1
+        if first.errors:
+            result = dataclasses.replace(result, errors=(*first.errors, *result.errors))
+        return result
 
 
 class RayFrontendServer(AssistantServer):
     """The single-process server over a RayPipeline: each final goes to Serve at once (Serve's
-    @serve.batch does the batching, across every front end), on threads of its own; replicas on
-    one host share the port (SO_REUSEPORT)."""
+    @serve.batch does the batching, across every front end), on threads of its own; its answer
+    stage (timeout, circuit breaker) is the server's own; replicas on one host share the port
+    (SO_REUSEPORT)."""
 
     listen_options = {"reuse_port": True}
 
@@ -318,17 +277,17 @@ class Frontend:
     """A websocket front end: the server on an event loop of its own, in this replica."""
 
     def __init__(
-        self, server: ServerConfig, engine: EngineConfig, first_pass, second_pass, understand
+        self, server: ServerConfig, engine: EngineConfig, pipeline: PipelineConfig, first_pass
     ) -> None:
         _quiet_logs()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="frontend", daemon=True)
         self._thread.start()
 
-        def pipeline() -> RayPipeline:
-            return RayPipeline(first_pass, second_pass, understand, engine)
+        def load() -> RayPipeline:
+            return RayPipeline(first_pass, engine, pipeline)
 
-        self.server = RayFrontendServer(server, pipeline_factory=pipeline)
+        self.server = RayFrontendServer(server, pipeline_factory=load)
         self._run(self.server.start(), 60)
         self._stopped = False
 
@@ -365,7 +324,8 @@ def _quiet_logs() -> None:
 
 
 def build_app(engine: EngineConfig, server: ServerConfig, pipeline: PipelineConfig, gpus: float):
-    """The Serve application: Frontend(handles of FirstPass, SecondPass, Understand)."""
+    """The Serve application: Frontend(handle of FirstPass)."""
+    _warn_unused(engine)
     max_batch, wait_s = first_pass_batch(server, gpus > 0)
     replicas: dict[str, Any] = {"num_replicas": engine.first_pass_replicas}
     if engine.first_pass_max_replicas > engine.first_pass_replicas:
@@ -382,21 +342,32 @@ def build_app(engine: EngineConfig, server: ServerConfig, pipeline: PipelineConf
         max_ongoing_requests=max(32, 4 * max_batch),
         **replicas,
     )
-    stage = {"ray_actor_options": {"num_cpus": engine.stage_cpus}}
-    second = SecondPass.options(num_replicas=engine.second_pass_replicas, **stage)
-    understand = Understand.options(num_replicas=engine.understand_replicas, **stage)
     front = Frontend.options(
         num_replicas=engine.frontend_replicas,
         ray_actor_options={"num_cpus": engine.frontend_cpus},
         graceful_shutdown_timeout_s=server.shutdown_grace_s + 10,
     )
-    return front.bind(
-        server,
-        engine,
-        first.bind(pipeline, max_batch, wait_s),
-        second.bind(pipeline),
-        understand.bind(pipeline),
-    )
+    return front.bind(server, engine, pipeline, first.bind(pipeline, max_batch, wait_s))
+
+
+def _warn_unused(engine: EngineConfig) -> None:
+    """The replica options of the stages that now run in the front ends (kept as options so
+    that scripts passing them still run)."""
+    unused = {
+        name: getattr(engine, name)
+        for name, default in (
+            ("second_pass_replicas", 1),
+            ("understand_replicas", 1),
+            ("stage_cpus", 0.25),
+        )
+        if getattr(engine, name) != default
+    }
+    if unused:
+        log.warning(
+            "%s: no effect; rescoring, NLU and answers run in the front ends "
+            "(--frontend-replicas, --frontend-cpus)",
+            ", ".join(f"{k}={v}" for k, v in unused.items()),
+        )
 
 
 def _free_port(host: str) -> int:

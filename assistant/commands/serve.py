@@ -72,23 +72,25 @@ PIPELINE_HELP = {
     "domain": DOMAIN_HELP,
 }
 ENGINE_HELP = {
-    "engine": "local: one process holds every model; ray: the model stages as Ray Serve "
-    "deployments behind websocket front-end replicas (pip install '.[ray]'; docs/scale_out.md)",
+    "engine": "local: one process holds every model; ray: the first pass as a Ray Serve "
+    "deployment behind websocket front-end replicas that run the later stages "
+    "(pip install '.[ray]'; docs/scale_out.md)",
     "ray_address": "ray: join this running cluster (auto, HOST:6379, ray://HOST:10001) instead "
     "of starting a local Ray",
     "ray_cpus": "ray, local cluster: logical CPUs it offers (default: the machine's)",
-    "frontend_replicas": "ray: websocket front ends (they share --port on a host)",
+    "frontend_replicas": "ray: websocket front ends with rescoring, NLU and answers (they "
+    "share --port on a host)",
     "frontend_cpus": "ray: CPUs reserved per front end",
     "first_pass_replicas": "ray: Whisper replicas",
     "first_pass_max_replicas": "ray: autoscale the first pass up to this many on queue length "
     "(0: fixed)",
     "first_pass_cpus": "ray: CPUs reserved per Whisper replica",
     "first_pass_gpus": "ray: GPUs per Whisper replica (default: 1 when the cluster has one)",
-    "second_pass_replicas": "ray: RescoreBERT replicas",
-    "understand_replicas": "ray: NLU + answer replicas",
-    "stage_cpus": "ray: CPUs reserved per rescorer and NLU/answer replica",
-    "stage_retries": "ray: times a stage call is sent again when its replica died",
-    "call_timeout_s": "ray: longest wait for one stage of a final, retries included",
+    "second_pass_replicas": "ray: no effect (the rescorer runs in the front ends)",
+    "understand_replicas": "ray: no effect (NLU and answers run in the front ends)",
+    "stage_cpus": "ray: no effect (the later stages run in the front ends)",
+    "stage_retries": "ray: times a first-pass call is sent again when its replica died",
+    "call_timeout_s": "ray: longest wait for a final's first pass, retries included",
     "partial_timeout_s": "ray: longest wait for a partial decode",
     "deploy_timeout_s": "ray: longest wait for the replicas to load and listen",
 }
