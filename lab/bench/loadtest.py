@@ -13,7 +13,10 @@ Streams start staggered by a random 0-1 s so that finals overlap as they would i
 
 `--engine local ray`: the same load, on the same machine, against the single-process server
 (`assistant serve`) and then the Ray Serve deployment (`assistant serve --engine ray`, a local
-Ray with the machine's CPUs), one after the other, never at once. `--repeats R` runs each
+Ray with the machine's CPUs), one after the other, never at once. `--interleave` starts both
+first and gives each run to one engine and then the other (flipping the order every seed):
+on a shared machine whose load drifts, the ratio between engines is then measured under the
+same load; the report adds those ratios. `--repeats R` runs each
 stream count R times (seeds 0..R-1) and pools the finals. A stream count is "real time" when
 the p95 final latency is under the mean clip length (the server keeps up with speech);
 `max_real_time_streams` is the highest count at which it and every lower count were.
@@ -41,6 +44,7 @@ from lab.serving import ServerThread
 
 log = logging.getLogger(__name__)
 FRAME_MS = 100
+SETTLE_S = 1.0  # after a run: the last final's later stages and partials settle
 
 
 @dataclass
@@ -168,7 +172,12 @@ def run_repeated(url: str, rows: list[dict], streams: int, speed: float, repeats
     runs = []
     for seed in range(repeats):
         runs.append(asyncio.run(run_load(url, rows, streams, speed, seed=seed)))
-        time.sleep(1.0)  # the last final's later stages and partials settle
+        time.sleep(SETTLE_S)
+    return pool_runs(runs, streams)
+
+
+def pool_runs(runs: list[dict], streams: int) -> dict:
+    """Runs of `run_load` at one stream count (seeds 0..len-1) -> one row, the finals pooled."""
     results = [r for run in runs for r in run["results"]]
     lat = [r["final_latency_s"] for r in results]
     q = percentiles(lat)
@@ -179,7 +188,7 @@ def run_repeated(url: str, rows: list[dict], streams: int, speed: float, repeats
     }
     return {
         "streams": streams,
-        "repeats": repeats,
+        "repeats": len(runs),
         "finals": len(results),
         "final_p50_ms": 1000 * q["p50"],
         "final_p95_ms": 1000 * q["p95"],
@@ -190,6 +199,17 @@ def run_repeated(url: str, rows: list[dict], streams: int, speed: float, repeats
         "empty_finals": sum(not r["text"].strip() for r in results),
         "results": results,
     }
+
+
+def paired_ratio(runs: list[dict], base: list[dict]) -> float:
+    """Median over seeds of (this engine's median final latency / the base engine's), the
+    two run on the same seed: the same clips and start offsets, back to back."""
+    ratios = [
+        statistics.median(r["final_latency_s"] for r in a["results"])
+        / max(1e-3, statistics.median(r["final_latency_s"] for r in b["results"]))
+        for a, b in zip(runs, base, strict=True)
+    ]
+    return statistics.median(ratios)
 
 
 def max_real_time(runs: list[dict]) -> int:
@@ -243,11 +263,32 @@ def render(report: dict) -> str:
         f"(p95 under the mean clip, {e['runs'][0]['mean_clip_s']:.1f} s)"
         for e in report["engines"]
     )
+    ratios = ""
+    if report.get("ratios"):
+        ratios = "\n" + render_table(
+            ("engine / " + report["ratios"][0]["base"], "streams", "p50", "p95", "paired median"),
+            [
+                (
+                    r["engine"],
+                    r["streams"],
+                    f"{r['p50_ratio']:.2f}",
+                    f"{r['p95_ratio']:.2f}",
+                    f"{r['paired_median_ratio']:.2f}",
+                )
+                for r in report["ratios"]
+            ],
+            "lrrrr",
+        )
+        ratios = (
+            "\nRatios (interleaved: each seed's load on every engine back to back; paired "
+            "median: the median over seeds of the two engines' median latency on that seed):"
+            "\n" + ratios
+        )
     return (
         f"# Load test across engines\n\nCommand: `{report['command']}`\n\n"
         f"Machine: {describe_machine(report['machine'])}\n\n"
         f"Final latency = `final` event - `stop` sent (end of speech), per stream; clips at "
-        f"{report['speed']:g} x real time.\n\n{table}\n{best}\n"
+        f"{report['speed']:g} x real time.\n\n{table}\n{best}\n{ratios}"
     )
 
 
@@ -268,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         help="start these engines in turn on this machine (instead of --url / one in-process)",
     )
     parser.add_argument("--repeats", type=int, default=1, help="runs per stream count (pooled)")
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="--engine: start every engine first, then run each load on each engine in turn "
+        "(ratios between engines on a shared machine)",
+    )
     parser.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 threads")
     parser.add_argument(
         "--first-pass-replicas", type=int, nargs="+", default=[1], help="ray: Whisper replicas"
@@ -307,52 +354,111 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _engines(args, rows: list[dict], argv: list[str] | None) -> int:
-    """--engine: each engine (and Ray first-pass replica count) in turn, the same load."""
+    """--engine: each engine (and Ray first-pass replica count) in turn, the same load; with
+    --interleave all of them up at once and every run taken by each in turn."""
     import sys
 
     from lab.report import write_report
 
     command = "python -m lab.bench.loadtest " + " ".join(argv if argv is not None else sys.argv[1:])
     report = {"command": command, "machine": machine_info(), "speed": args.speed, "engines": []}
+    report["interleaved"] = bool(args.interleave)
     plan = [
         (name, k)
         for name in args.engine
         for k in (args.first_pass_replicas if name == "ray" else [1])
     ]
-    for name, replicas in plan:
-        engine = _Engine(name, args.cpu_threads, replicas)
-        label = name if name == "local" else f"ray ({replicas} first-pass replica(s))"
-        entry = {
-            "engine": name,
-            "label": label,
-            "settings": engine.settings,
-            "stages": engine.describe,
-        }
-        entry["runs"] = []
-        report["engines"].append(entry)
-        try:
-            asyncio.run(run_load(engine.url, rows, 1, args.speed, seed=99))  # warm-up, not kept
-            for n in args.streams:
-                load_start = os.getloadavg()[0]
-                run = run_repeated(engine.url, rows, n, args.speed, args.repeats)
-                run["load_avg_1min"] = [load_start, os.getloadavg()[0]]
-                entry["runs"].append(run)
-                entry["max_real_time_streams"] = max_real_time(entry["runs"])
-                log.info(
-                    "%s, %d streams: p50 %.0f ms, p95 %.0f ms",
-                    label,
-                    n,
-                    run["final_p50_ms"],
-                    run["final_p95_ms"],
-                )
-                if args.out:
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    write_report(report, render, args.out, args.markdown)
-        finally:
-            engine.close()
+
+    def save() -> None:
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            write_report(report, render, args.out, args.markdown)
+
+    if args.interleave:
+        _interleaved(args, rows, plan, report, save)
+    else:
+        for name, replicas in plan:
+            engine = _Engine(name, args.cpu_threads, replicas)
+            entry = _entry(engine, replicas)
+            report["engines"].append(entry)
+            try:
+                asyncio.run(run_load(engine.url, rows, 1, args.speed, seed=99))  # warm-up
+                for n in args.streams:
+                    load_start = os.getloadavg()[0]
+                    run = run_repeated(engine.url, rows, n, args.speed, args.repeats)
+                    _add_run(entry, run, load_start)
+                    save()
+            finally:
+                engine.close()
     text = write_report(report, render, args.out, args.markdown)
     print(text)
     return 0
+
+
+def _entry(engine: _Engine, replicas: int) -> dict:
+    label = engine.name if engine.name == "local" else f"ray ({replicas} first-pass replica(s))"
+    return {
+        "engine": engine.name,
+        "label": label,
+        "settings": engine.settings,
+        "stages": engine.describe,
+        "runs": [],
+    }
+
+
+def _add_run(entry: dict, run: dict, load_start: float) -> None:
+    run["load_avg_1min"] = [load_start, os.getloadavg()[0]]  # shared-machine context
+    entry["runs"].append(run)
+    entry["max_real_time_streams"] = max_real_time(entry["runs"])
+    log.info(
+        "%s, %d streams: p50 %.0f ms, p95 %.0f ms",
+        entry["label"],
+        run["streams"],
+        run["final_p50_ms"],
+        run["final_p95_ms"],
+    )
+
+
+def _interleaved(args, rows: list[dict], plan: list, report: dict, save) -> None:
+    """Every engine started first; then, per stream count and seed, each engine runs the
+    same load back to back (the order flipped every seed), so that a shared machine's
+    changing load falls on all of them alike. The idle engines stay up meanwhile (an idle
+    local Ray takes about a tenth of a core: lab.bench.ray_hops)."""
+    engines = []
+    try:
+        for name, replicas in plan:
+            engines.append(_Engine(name, args.cpu_threads, replicas))
+            report["engines"].append(_entry(engines[-1], replicas))
+        for engine in engines:
+            asyncio.run(run_load(engine.url, rows, 1, args.speed, seed=99))  # warm-up
+        report["ratios"] = []
+        for n in args.streams:
+            load_start = os.getloadavg()[0]
+            runs: list[list[dict]] = [[] for _ in engines]
+            for seed in range(args.repeats):
+                order = list(range(len(engines)))
+                for i in order if seed % 2 == 0 else order[::-1]:
+                    runs[i].append(asyncio.run(run_load(engines[i].url, rows, n, args.speed, seed)))
+                    time.sleep(SETTLE_S)
+            for entry, engine_runs in zip(report["engines"], runs, strict=True):
+                _add_run(entry, pool_runs(engine_runs, n), load_start)
+            base = report["engines"][0]["runs"][-1]
+            for entry, engine_runs in list(zip(report["engines"], runs, strict=True))[1:]:
+                run = entry["runs"][-1]
+                report["ratios"].append(
+                    {
+                        "streams": n,
+                        "engine": entry["label"],
+                        "base": report["engines"][0]["label"],
+                        "p50_ratio": run["final_p50_ms"] / base["final_p50_ms"],
+                        "p95_ratio": run["final_p95_ms"] / base["final_p95_ms"],
+                        "paired_median_ratio": paired_ratio(engine_runs, runs[0]),
+                    }
+                )
+            save()
+    finally:
+        for engine in engines:
+            engine.close()
 
 
 if __name__ == "__main__":

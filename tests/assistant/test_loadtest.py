@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from lab.bench.first_pass import load_fixtures
 from lab.bench.loadtest import run_load
 from lab.serving import ServerThread
@@ -49,3 +51,44 @@ def test_two_concurrent_streams_get_their_own_finals(whisper_transcriber):
         near_own = wer([own["text"]], [result["text"]], own["language"])
         near_other = wer([other["text"]], [result["text"]], other["language"])
         assert near_own < near_other, (result["file"], result["text"])
+
+
+def _run(latencies: list[float]) -> dict:
+    return {
+        "mean_clip_s": 3.0,
+        "results": [
+            {"final_latency_s": s, "text": "x", "timings_ms": {"asr": 1.0}} for s in latencies
+        ],
+    }
+
+
+def test_interleaved_runs_pool_and_pair_by_seed():
+    from lab.bench.loadtest import paired_ratio, pool_runs, render
+
+    local = [_run([0.2, 0.4]), _run([0.3])]
+    ray = [_run([0.3, 0.5]), _run([0.3])]
+    pooled = pool_runs(ray, 2)
+    assert (pooled["finals"], pooled["repeats"], pooled["real_time"]) == (3, 2, True)
+    assert paired_ratio(ray, local) == pytest.approx((0.4 / 0.3 + 1.0) / 2)  # two seeds
+    run = {**pool_runs(local, 2), "load_avg_1min": [1.0, 2.0]}
+    report = {
+        "command": "c",
+        "machine": "m",
+        "speed": 1.0,
+        "engines": [
+            {"label": "local", "runs": [run], "max_real_time_streams": 2},
+            {"label": "ray", "runs": [run], "max_real_time_streams": 2},
+        ],
+        "ratios": [
+            {
+                "streams": 2,
+                "engine": "ray",
+                "base": "local",
+                "p50_ratio": 1.1,
+                "p95_ratio": 0.9,
+                "paired_median_ratio": 1.05,
+            }
+        ],
+    }
+    page = render(report)
+    assert "| ray | 2 | 1.10 | 0.90 | 1.05 |" in page
