@@ -16,9 +16,11 @@ utterance it records:
   false cut-offs            finals beyond one per query sent (a query ended before its
                              last word gives two), as a share of the queries
 
-Both the settings before issue 14 (lab.bench.stream_parity.BEFORE: fixed 500 ms endpoint, no
-speculation) and the current defaults (speculative finals, adaptive endpointing) are measured
-in the same run, one after the other on the same loaded pipeline.
+The settings before issue 14 (lab.bench.stream_parity.BEFORE: fixed 500 ms endpoint, no
+speculation), the first speculative defaults (`speculate160`: speculation and pad at 160 ms)
+and the current defaults (`after`: speculative finals at 128 ms, adaptive endpointing) are
+measured in the same run, one after the other on the same loaded pipeline (`--settings` picks
+some of them). The pipeline's first-pass settings are recorded with them.
 
 Usage:  python -m lab.bench.latency [--streams 1 4] [--utterances 6] [--out docs/latency]
 Writes OUT.json (every measurement) and OUT.md (tables). Say where it ran: the machine line
@@ -32,6 +34,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,6 +48,8 @@ from lab.report import machine_info, percentiles  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))  # ws_harness: the server thread and fixture helpers
 
 SR = 16_000
+# Streaming settings measured, as changes to the defaults ("before": stream_parity.BEFORE).
+SETTINGS = {"before": {}, "speculate160": {"speculate_ms": 160, "speech_pad_ms": 160}, "after": {}}
 STAGES = ("end_of_speech_to_final", "wait", "asr", "rescore", "nlu", "answer", "total")
 
 
@@ -117,6 +122,13 @@ def main() -> int:
     ap.add_argument(
         "--max-batch", type=int, default=None, help="server --max-batch (default: by device)"
     )
+    ap.add_argument(
+        "--settings",
+        nargs="+",
+        choices=list(SETTINGS),
+        default=list(SETTINGS),
+        help="streaming settings to measure, in this order",
+    )
     ap.add_argument("--out", default=str(REPO / "docs" / "latency"), help="OUT.json and OUT.md")
     args = ap.parse_args()
 
@@ -138,7 +150,9 @@ def main() -> int:
 
     after = StreamingConfig(partials=not args.no_partials)
     results: dict[str, dict] = {}
-    for name, streaming in (("before", dataclasses.replace(after, **BEFORE)), ("after", after)):
+    changes = {**SETTINGS, "before": BEFORE}
+    for name in args.settings:
+        streaming = dataclasses.replace(after, **changes[name])
         config = ServerConfig(port=0, streaming=streaming, max_batch=args.max_batch)
         results.update(measure(name, config, pipeline, en, es, args))
         max_batch = results.pop("_max_batch")
@@ -160,7 +174,12 @@ def main() -> int:
             "gap_s": args.gap_s,
             "partials": not args.no_partials,
             "streaming_before": BEFORE,
+            "streaming_speculate160": SETTINGS["speculate160"],
             "streaming_after": dataclasses.asdict(after),
+            "first_pass": {
+                k: getattr(pipeline.config, k)
+                for k in ("nbest", "window_s", "widen_beam", "partial_beam", "phrases", "adapter")
+            },
             "batch_wait_ms": ServerConfig().batch_wait_ms,
             "max_batch": max_batch,
             "nbest": pipeline.config.nbest,
@@ -169,9 +188,21 @@ def main() -> int:
     }
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    out.with_suffix(".md").write_text(markdown(report))
+    page = out.with_suffix(".md")
+    old = page.read_text(encoding="utf-8") if page.is_file() else ""
+    page.write_text(keep_prose(old, markdown(report)), encoding="utf-8")
     print(markdown(report))
     return 0
+
+
+KEPT = re.compile(r"<!-- kept -->\n.*?<!-- /kept -->\n?", re.DOTALL)
+
+
+def keep_prose(old: str, new: str) -> str:
+    """The new tables followed by the hand-written sections of the old page (each between
+    `<!-- kept -->` and `<!-- /kept -->`): a rerun refreshes the figures, not the analysis."""
+    kept = [m.group(0).rstrip("\n") + "\n" for m in KEPT.finditer(old)]
+    return new.rstrip("\n") + "\n" + "".join("\n" + k for k in kept)
 
 
 def measure(name: str, config, pipeline, en: list, es: list, args) -> dict:

@@ -98,3 +98,17 @@ def test_summary_compares_each_variant_with_base_clip_by_clip():
     assert (fast["answers_gained"], fast["answers_lost"]) == (1, 1)
     assert fast["ratio_to_base"] == 0.5 and rows["base"]["ratio_to_base"] == 1.0
     assert fast["wer"] == rows["base"]["wer"] == 0.125
+
+
+def test_a_latency_rerun_keeps_the_hand_written_sections():
+    from lab.bench.latency import keep_prose
+
+    old = (
+        "# Streaming latency\n\nold tables\n\n<!-- kept -->\n## Profile\n\nprose\n<!-- /kept -->\n"
+    )
+    page = keep_prose(old, "# Streaming latency\n\nnew tables\n")
+    assert page == (
+        "# Streaming latency\n\nnew tables\n\n<!-- kept -->\n## Profile\n\nprose\n<!-- /kept -->\n"
+    )
+    assert keep_prose(page, "# Streaming latency\n\nnewer\n").count("prose") == 1
+    assert keep_prose("", "# tables\n") == "# tables\n"
