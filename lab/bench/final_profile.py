@@ -13,7 +13,8 @@ are exclusive (a span's children are subtracted), in ms:
 
   start      end of speech -> the final's first-pass decode starts (VAD + `speculate_ms`
              + the client's frame length)
-  asr, encode, detect, draft, select, generate, rescore, parse, answer, link, db
+  asr, encode, detect, draft (the greedy draft decode), select, generate (the beam search),
+             rescore, parse, answer, link, db
   done       end of speech -> the answer is ready
   final      end of speech -> the final arrives (lab.bench.latency's figure)
   held       final - done: the result waits for the endpoint (silence, or the verdict)
@@ -57,26 +58,29 @@ class Spans:
         self._local = threading.local()
         self._lock = threading.Lock()
 
-    def wrap(self, obj, attr: str, name: str) -> None:
-        """Time `obj.attr` (an instance's method) under `name`; nothing when it has none."""
+    def wrap(self, obj, attr: str, name: str, under: dict[str, str] | None = None) -> None:
+        """Time `obj.attr` (an instance's method) under `name`, or under `under[parent]` when
+        it is called inside a wrapped `parent` (the draft's generate call is the draft's);
+        nothing when `obj` has no such method."""
         method = getattr(obj, attr, None)
         if obj is None or method is None:
             return
 
         def timed(*args, **kwargs):
             stack = self._local.__dict__.setdefault("stack", [])
-            stack.append(0.0)  # time spent in wrapped children
+            label = (under or {}).get(stack[-1][1], name) if stack else name
+            stack.append([0.0, label])  # time spent in wrapped children, name
             started = time.perf_counter()
             try:
                 return method(*args, **kwargs)
             finally:
                 ended = time.perf_counter()
-                children = stack.pop()
+                children = stack.pop()[0]
                 if stack:
-                    stack[-1] += ended - started
+                    stack[-1][0] += ended - started
                 with self._lock:
                     self.spans.append(
-                        (name, threading.current_thread().name, started, ended,
+                        (label, threading.current_thread().name, started, ended,
                          ended - started - children)
                     )  # fmt: skip
 
@@ -89,7 +93,7 @@ def instrument(pipeline, spans: Spans) -> None:
     spans.wrap(t, "_encode", "encode")
     spans.wrap(t, "_detect", "detect")
     spans.wrap(t, "_drafts", "draft")
-    spans.wrap(t, "_run", "generate")
+    spans.wrap(t, "_run", "generate", under={"draft": "draft"})
     spans.wrap(pipeline.phrases, "select", "select")
     spans.wrap(pipeline.reranker, "rank", "rescore")
     spans.wrap(pipeline.parser, "parse_batch", "parse")

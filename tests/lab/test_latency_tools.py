@@ -112,3 +112,19 @@ def test_a_latency_rerun_keeps_the_hand_written_sections():
     )
     assert keep_prose(page, "# Streaming latency\n\nnewer\n").count("prose") == 1
     assert keep_prose("", "# tables\n") == "# tables\n"
+
+
+def test_a_call_inside_a_named_parent_takes_the_parents_name():
+    class Decoder:
+        def draft(self):
+            return self.run()
+
+        def run(self):
+            time.sleep(0.01)
+
+    spans, decoder = final_profile.Spans(), Decoder()
+    spans.wrap(decoder, "run", "generate", under={"draft": "draft"})
+    spans.wrap(decoder, "draft", "draft")
+    decoder.draft()
+    decoder.run()
+    assert [name for name, *_ in spans.spans] == ["draft", "draft", "generate"]
