@@ -262,8 +262,7 @@ class Answerer:
                 # the product line, not one variant: "Gildan T-Shirts are in aisle 15, bay 8"
                 name = _line_name(best.product, lang)
                 details["variants"] = len(hits)
-                bays = sorted({h.bay for h in hits if h.bay is not None})
-                bay = str(bays[0]) if len(bays) == 1 else f"{bays[0]}-{bays[-1]}"
+                bay = _bays(hits)
                 text = _say(
                     lang,
                     f"{name}: aisle {hit.aisle}, bay {bay} ({hit.department}).",
@@ -322,8 +321,8 @@ class Answerer:
         if not by_line:
             return None
         details["product_type"] = lines[0].product.type_id
-        kind = lines[0].product
-        name = kind.product_es if lang == "es" else kind.product_en
+        first = lines[0].product
+        name = first.product_es if lang == "es" else first.product_en
         name = name[:1].upper() + name[1:]
         if nlu.intent == "check_stock":
             return self._type_stock(nlu, lang, store, name, by_line, details)
@@ -335,8 +334,7 @@ class Answerer:
         parts = []
         for aisle in aisles:
             here = [h for h in placed if h.aisle == aisle]
-            bays = sorted({h.bay for h in here if h.bay is not None})
-            bay = str(bays[0]) if len(bays) == 1 else f"{bays[0]}-{bays[-1]}"
+            bay = _bays(here)
             brands = _join(sorted({h.brand for h in here}), lang)
             parts.append(
                 _say(
@@ -667,6 +665,12 @@ def _join(items: list[str], lang: str, conjunction: str = "and") -> str:
 
 
 VARIANT_MATCH = 0.9  # a SKU's size/colour this close to the query's words is the one asked
+
+
+def _bays(hits) -> str:
+    """The bay, or the range of bays, of products in one aisle: "8" or "3-10"."""
+    bays = sorted({h.bay for h in hits if h.bay is not None})
+    return str(bays[0]) if len(bays) == 1 else f"{bays[0]}-{bays[-1]}"
 
 
 def _says(text: str, name: str) -> bool:
