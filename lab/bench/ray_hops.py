@@ -1,6 +1,7 @@
 """Where a final's time goes on the Ray path, hop by hop, next to the same final in-process.
 
-    python -m lab.bench.ray_hops [--clips 6] [--repeats 3] [--out build/ray_hops.json]
+    python -m lab.bench.ray_hops [--clips 6] [--repeats 3] [--out docs/ray_hops.json \\
+        --markdown docs/ray_hops.md]
 
 Loads the single-process pipeline here (`load_pipeline`, what `assistant serve` runs) and
 deploys the Ray Serve application (`assistant serve --engine ray`, a local Ray with this
@@ -42,7 +43,7 @@ import time
 from pathlib import Path
 
 from lab.bench.first_pass import FIXTURES, load_fixtures
-from lab.report import machine_info
+from lab.report import machine_info, write_report
 
 log = logging.getLogger(__name__)
 DEPLOYMENTS = ("FirstPass",)
@@ -240,6 +241,51 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
+def render(report: dict) -> str:
+    """The Markdown of a hop profile: the in-process final, the Ray one, the first-pass call
+    split, the pings, Ray's idle CPU."""
+    from lab.report import describe_machine, render_table
+
+    s = report["summary"]
+    f = lambda v: f"{v:.1f}"  # noqa: E731
+    stages = render_table(
+        ("final", "asr", "rescore", "nlu", "answer", "total"),
+        [
+            ("in-process", *(f(s["local_ms"][k]) for k in ("asr", "rescore", "nlu", "answer")),
+             f(s["local_ms"]["total"])),
+            ("Ray", f(s["hops"]["FirstPass.final"]["round_trip_ms"]),
+             *(f(s["ray_front_end_ms"][k]) for k in ("rescore", "nlu", "answer")),
+             f(s["ray_total_ms"])),
+        ],
+        "lrrrrr",
+    )  # fmt: skip
+    split = render_table(
+        ("there", "inside the replica", "first pass", "back"),
+        [tuple(f(s["first_pass_split_ms"][k]) for k in ("there_ms", "inside_ms", "compute_ms", "back_ms"))],
+        "rrrr",
+    )  # fmt: skip
+    pings = render_table(
+        ("call", "there ms", "round trip ms"),
+        [(k, f(v["there_ms"]), f(v["round_trip_ms"])) for k, v in report["pings"].items()],
+        "lrr",
+    )
+    idle = sum(report["ray_idle_cpu_share"].values())
+    return (
+        f"# A final on the Ray path, hop by hop\n\nCommand: `{report['command']}`\n\n"
+        f"Machine: {describe_machine(report['machine'])}, "
+        f"{report['load_avg'][1]:.2f} at the end\n\n"
+        f"Medians (ms) over {len(report['results'])} finals (fixture clips, each on both paths "
+        f"in turn, no websocket); Ray's asr is the first-pass call's round trip. Ray - "
+        f"in-process: {s['ray_minus_local_ms']:+.1f} ms (x{s['ray_over_local']:.3f}), "
+        f"{s['round_trips']:g} deployment call(s) per final.\n\n{stages}\n"
+        f"The first-pass call, split by the replica's clock (`FirstPass.timed_final`):\n\n"
+        f"{split}\nHandle calls carrying nothing and the clip's FinalRequest "
+        f"({report['request_bytes'] / 1000:.0f} kB pickled):\n\n{pings}\n"
+        f"Ray's own processes (GCS, raylet, Serve controller, idle replicas) take "
+        f"{idle:.2f} of one core while idle.\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=6, help="fixture clips (EN and ES in turn)")
@@ -253,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--idle-s", type=float, default=20.0, help="window for Ray's idle CPU")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -265,7 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     en = [r for r in rows if r["language"] == "en"]
     es = [r for r in rows if r["language"] == "es"]
     clips = [c for pair in zip(en, es, strict=False) for c in pair][: args.clips]
-    report: dict = {"machine": machine_info(), "load_avg": [os.getloadavg()[0]]}
+    import sys
+
+    command = "python -m lab.bench.ray_hops " + " ".join(argv if argv is not None else sys.argv[1:])
+    report: dict = {
+        "command": command,
+        "machine": machine_info(),
+        "load_avg": [os.getloadavg()[0]],
+    }
     config = PipelineConfig()
     local = load_pipeline(config)
     engine = EngineConfig(engine="ray")
@@ -305,14 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         report["results"] = results
         report["summary"] = summarize(results)
     report["load_avg"].append(os.getloadavg()[0])
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(
-        json.dumps({k: report[k] for k in ("summary", "pings", "replicas", "load_avg")}, indent=2)
-    )
-    print(json.dumps(report["ray_idle_cpu_share"], indent=2))
+    print(write_report(report, render, args.out, args.markdown))
+    print(json.dumps({k: report[k] for k in ("replicas", "ray_idle_cpu_share")}, indent=2))
     return 0
 
 
