@@ -1,5 +1,8 @@
 """`assistant serve --engine ray`: the first pass as a Ray Serve deployment, the websocket
-front end (with the later stages) as stateless replicas of the same server code.
+front end as stateless replicas of the same server code; the later stages in the front ends
+(`--stage-layout colocated`, the default) or as deployments of their own (`split`).
+
+colocated (one handle call per final; the fastest on one machine, docs/loadtest_layouts.md):
 
     Frontend (N replicas)      assistant.server.AssistantServer + assistant.session, unchanged,
        |                       over RayPipeline: rescoring, NLU, linker and inventory answers
@@ -8,16 +11,26 @@ front end (with the later stages) as stateless replicas of the same server code.
        v
     FirstPass  (@serve.batch)  Whisper n-best (CTranslate2 on CPU, PyTorch on a GPU), partials
 
-The first-pass replica holds an assistant.pipeline.Pipeline with only Whisper (and the catalog
-phrases it biases toward) loaded; the front end holds one with everything else, so the stage
-code (error handling, finals-first partials, phrase biasing, the answer stage's timeout and
-circuit breaker) is the single-process server's. Only the first pass, the stage that needs
-the GPU and most of the CPU, is scaled and batched apart; the later stages cost a few ms a
-final and scale with the front ends. One deployment call per final: the earlier layout (a
-replica per stage: four handle calls per final, the answer parsing the n-best again) cost
-about 90 ms at one stream on 2 cores (docs/loadtest_engines.md).
+split (three handle calls per final, each stage scaled apart: --second-pass-replicas,
+--understand-replicas, --stage-cpus; e.g. the small ONNX stages on cheaper nodes):
 
-A first-pass call whose replica died is sent again (`stage_retries`, within `call_timeout_s`):
+    Frontend (N replicas)      the same server over RayPipeline(SplitStages): websocket, VAD
+       |-- 1 -->  FirstPass    as above
+       |-- 2 -->  SecondPass   RescoreBERT (a failure or an unreachable replica: first-pass order)
+       '-- 3 -->  Understand   NLU student, linker, inventory answers, in one call: its own
+                               AnswerStage (timeout, circuit breaker) answers from its parses
+
+Every replica holds an assistant.pipeline.Pipeline with only its stages loaded (Whisper and
+the catalog phrases it biases toward; the rescorer; the parser and answerer), and a final goes
+through Pipeline.finals / Pipeline.understand and the server's AnswerStage as in one process:
+the stage code (error handling, finals-first partials, phrase biasing, the batch's parses
+passed to the answer, its timeout and breaker) is the single-process server's. The
+colocated layout's front end runs that answer stage itself (and reports its breaker on
+/healthz); the split layout's Understand replicas each run one.
+The layout of the earlier round (a replica per stage, four handle calls per final, the answer
+parsing the n-best again) cost about 90 ms at one stream on 2 cores (docs/loadtest_engines.md).
+
+A stage call whose replica died is sent again (`stage_retries`, within `call_timeout_s`):
 Serve restarts the replica or routes to another one; past that the session gets a `pipeline`
 error event for that utterance and goes on.
 
@@ -129,6 +142,56 @@ class FirstPass:
         return time.perf_counter()
 
 
+@serve.deployment(max_ongoing_requests=64, health_check_period_s=2.0)
+class SecondPass:
+    """split layout: RescoreBERT over a first-pass n-best list (Pipeline.understand's
+    rescoring: a failure keeps the first-pass order)."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        _quiet_logs()
+        self.pipeline = load_later_stages(config, understand=False)
+
+    async def rank(self, nbest):
+        """NBest -> the same hypotheses in the rescored order."""
+        result = await asyncio.to_thread(self.pipeline.understand, nbest, "", 0.0, False)
+        return result.nbest
+
+    def describe(self) -> dict[str, str | None]:
+        return {"rescore": self.pipeline.describe()["rescore"]}
+
+
+@serve.deployment(max_ongoing_requests=64, health_check_period_s=2.0)
+class Understand:
+    """split layout: the NLU student, the catalog linker and the inventory answers (the shared
+    database), parse and answer in one call; the answer through an AnswerStage of its own
+    (--answer-timeout-s, --db-retry-s), from the parses of every hypothesis."""
+
+    def __init__(self, config: PipelineConfig, server: ServerConfig) -> None:
+        from assistant.answer_stage import AnswerStage, CircuitBreaker
+
+        _quiet_logs()
+        self.pipeline = load_later_stages(config, rescore=False)
+        answerer = self.pipeline.answerer
+        self.answers = None
+        if answerer is not None:  # the server's own answer stage, as _configure_batching builds it
+            breaker = CircuitBreaker(open_s=server.db_retry_s)
+            self.answers = AnswerStage(answerer, server.answer_timeout_s, breaker)
+
+    async def understand(self, nbest, store: str, answer: bool = True) -> FinalResult:
+        """A (rescored) NBest -> its FinalResult: parse, then when `answer` the answer."""
+        result = await asyncio.to_thread(self.pipeline.understand, nbest, store, 0.0, False)
+        if answer and self.answers is not None:
+            result = await self.answers.complete(result, store)
+        return dataclasses.replace(result, nlus=None)  # used here: not sent back
+
+    def describe(self) -> dict[str, str | None]:
+        stages = self.pipeline.describe()
+        return {"nlu": stages["nlu"], "answer": stages["answer"]}
+
+    def stores(self) -> list[dict[str, str]]:
+        return self.pipeline.stores()
+
+
 # -- the front end's side of the seam -------------------------------------------------------
 
 
@@ -171,29 +234,87 @@ def _name(method) -> str:
     return getattr(method, "deployment_name", None) or str(method)
 
 
-def load_later_stages(config: PipelineConfig) -> Pipeline:
+def load_later_stages(
+    config: PipelineConfig, rescore: bool = True, understand: bool = True
+) -> Pipeline:
     """Rescoring, parsing and answering (everything `load_pipeline` loads but Whisper and
-    its phrases), for a front end."""
+    its phrases), for a front end; `rescore` / `understand` False leaves those out (the split
+    layout's Understand / SecondPass replica)."""
     from assistant.domain import load_domain
+    from assistant.inventory import Inventory
     from assistant.pipeline import _load_nlu_and_answerer, load_second_pass
 
     pack = load_domain(config.domain)
-    parser, answerer, inventory = _load_nlu_and_answerer(config)
+    parser = answerer = None
+    if understand:
+        parser, answerer, inventory = _load_nlu_and_answerer(config)
+    else:
+        inventory = Inventory(config.database_url)  # the gazetteer of the catalog bonus
     reranker = (
         load_second_pass(pack, inventory, config.rescore_device)
-        if config.rescore and pack.second_pass
+        if rescore and config.rescore and pack.second_pass
         else None
     )
     return Pipeline(None, reranker, parser, answerer, config, inventory)
 
 
+class SplitStages:
+    """The split layout's later stages, behind Pipeline.understand's signature (what
+    RayPipeline calls): one SecondPass call (none without a rescorer), one Understand call
+    that parses and answers. `answerer` is None: the Understand replica answers, so the
+    server runs no answer stage of its own and asks finals for their answers."""
+
+    answerer = None
+
+    def __init__(self, second_pass, understand, engine: EngineConfig) -> None:
+        self.second_pass, self.understand_stage = second_pass, understand
+        self.call = _Caller(engine)
+        wait = dict(timeout_s=engine.deploy_timeout_s, retries=100)
+        self._stages = {
+            **self.call(second_pass.describe, **wait),
+            **self.call(understand.describe, **wait),
+        }
+
+    def describe(self) -> dict[str, str | None]:
+        return {k: (f"{v} (ray)" if v else v) for k, v in self._stages.items()}
+
+    def stores(self) -> list[dict[str, str]]:
+        try:
+            return self.call(self.understand_stage.stores)
+        except Exception as error:
+            log.warning("store list unavailable: %s", error)
+            return []
+
+    def understand(self, nbest, store: str, asr_ms: float = 0.0, answer: bool = True):
+        """-> FinalResult; timings are the calls' round trips (queue and transfer included)."""
+        timings = {"asr": asr_ms, "rescore": 0.0}
+        if self._stages.get("rescore"):
+            t = time.perf_counter()
+            try:
+                nbest = self.call(self.second_pass.rank, nbest)
+            except StageUnavailable as error:  # the first-pass order is a fine answer
+                log.warning("rescoring skipped: %s", error)
+            timings["rescore"] = _ms(t)
+        t = time.perf_counter()
+        result = self.call(self.understand_stage.understand, nbest, store, answer)
+        answer_ms = result.timings_ms.get("answer", 0.0)
+        timings.update(nlu=_ms(t) - answer_ms, answer=answer_ms)
+        timings["total"] = sum(timings.values())
+        return dataclasses.replace(result, timings_ms=timings)
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
 class RayPipeline:
     """What the server and its sessions call (`finals`, `partial`, `answerer`, `describe`,
-    `stores`): the first pass on the FirstPass deployment, the later stages here. Built in the
-    server's loading thread: it loads the later stages and waits for a first-pass replica to
-    describe itself.
+    `stores`): the first pass on the FirstPass deployment, the later stages here (colocated)
+    or on theirs (split: `later` a SplitStages). Built in the server's loading thread: it
+    loads the later stages and waits for a first-pass replica to describe itself.
 
-    later: the later stages already loaded (benchmarks); None loads them from `config`.
+    later: anything with Pipeline's `understand`, `describe`, `stores` and `answerer`: the
+    later stages already loaded (benchmarks), a SplitStages; None loads them from `config`.
     """
 
     def __init__(
@@ -205,8 +326,9 @@ class RayPipeline:
     ) -> None:
         self.engine, self.first_pass = engine, first_pass
         self.call = _Caller(engine)
-        self.later = later or load_later_stages(config or PipelineConfig())
-        self.answerer = self.later.answerer  # the server's AnswerStage wraps it, as in-process
+        self.later = later if later is not None else load_later_stages(config or PipelineConfig())
+        # colocated: the server's AnswerStage wraps it, as in-process; split: None
+        self.answerer = self.later.answerer
         wait = dict(timeout_s=engine.deploy_timeout_s, retries=100)
         self._asr = self.call(first_pass.describe, **wait)["asr"]
         # The first-pass replica skips a partial while a final runs, and runs one at a time;
@@ -238,7 +360,7 @@ class RayPipeline:
 
     def finals(self, requests: list[FinalRequest], answer: bool = True) -> list[FinalResult]:
         """Each request's first pass on Serve (the server hands them over one at a time, and
-        Serve batches them across every front end), then its later stages here."""
+        Serve batches them across every front end), then its later stages."""
         return [self._final(r, answer) for r in requests]
 
     def _final(self, request: FinalRequest, answer: bool) -> FinalResult:
@@ -274,10 +396,17 @@ class RayFrontendServer(AssistantServer):
 
 @serve.deployment(max_ongoing_requests=16, health_check_period_s=5.0)
 class Frontend:
-    """A websocket front end: the server on an event loop of its own, in this replica."""
+    """A websocket front end: the server on an event loop of its own, in this replica; with
+    the handles of SecondPass and Understand (split layout) it loads no model itself."""
 
     def __init__(
-        self, server: ServerConfig, engine: EngineConfig, pipeline: PipelineConfig, first_pass
+        self,
+        server: ServerConfig,
+        engine: EngineConfig,
+        pipeline: PipelineConfig,
+        first_pass,
+        second_pass=None,
+        understand=None,
     ) -> None:
         _quiet_logs()
         self._loop = asyncio.new_event_loop()
@@ -285,7 +414,9 @@ class Frontend:
         self._thread.start()
 
         def load() -> RayPipeline:
-            return RayPipeline(first_pass, engine, pipeline)
+            split = understand is not None
+            later = SplitStages(second_pass, understand, engine) if split else None
+            return RayPipeline(first_pass, engine, pipeline, later)
 
         self.server = RayFrontendServer(server, pipeline_factory=load)
         self._run(self.server.start(), 60)
@@ -324,8 +455,10 @@ def _quiet_logs() -> None:
 
 
 def build_app(engine: EngineConfig, server: ServerConfig, pipeline: PipelineConfig, gpus: float):
-    """The Serve application: Frontend(handle of FirstPass)."""
-    _warn_unused(engine)
+    """The Serve application: Frontend(handle of FirstPass), or in the split layout
+    Frontend(handles of FirstPass, SecondPass, Understand)."""
+    if warning := engine.ignored_options():
+        log.warning("%s", warning)
     max_batch, wait_s = first_pass_batch(server, gpus > 0)
     replicas: dict[str, Any] = {"num_replicas": engine.first_pass_replicas}
     if engine.first_pass_max_replicas > engine.first_pass_replicas:
@@ -347,27 +480,16 @@ def build_app(engine: EngineConfig, server: ServerConfig, pipeline: PipelineConf
         ray_actor_options={"num_cpus": engine.frontend_cpus},
         graceful_shutdown_timeout_s=server.shutdown_grace_s + 10,
     )
-    return front.bind(server, engine, pipeline, first.bind(pipeline, max_batch, wait_s))
-
-
-def _warn_unused(engine: EngineConfig) -> None:
-    """The replica options of the stages that now run in the front ends (kept as options so
-    that scripts passing them still run)."""
-    unused = {
-        name: getattr(engine, name)
-        for name, default in (
-            ("second_pass_replicas", 1),
-            ("understand_replicas", 1),
-            ("stage_cpus", 0.25),
-        )
-        if getattr(engine, name) != default
-    }
-    if unused:
-        log.warning(
-            "%s: no effect; rescoring, NLU and answers run in the front ends "
-            "(--frontend-replicas, --frontend-cpus)",
-            ", ".join(f"{k}={v}" for k, v in unused.items()),
-        )
+    stages = []
+    if engine.stage_layout == "split":
+        actor = {"ray_actor_options": {"num_cpus": engine.stage_cpus}}
+        stages = [
+            SecondPass.options(num_replicas=engine.second_pass_replicas, **actor).bind(pipeline),
+            Understand.options(num_replicas=engine.understand_replicas, **actor).bind(
+                pipeline, server
+            ),
+        ]
+    return front.bind(server, engine, pipeline, first.bind(pipeline, max_batch, wait_s), *stages)
 
 
 def _free_port(host: str) -> int:
@@ -390,6 +512,9 @@ class RayEngine:
 
     with RayEngine(engine, server_config, pipeline_config) as deployed:
         deployed.url      # ws://HOST:PORT/ws
+
+    app: the Serve application's name; engines side by side in one Ray (lab.bench.loadtest
+    --interleave) each need their own.
     """
 
     def __init__(
@@ -398,6 +523,7 @@ class RayEngine:
         server: ServerConfig,
         pipeline: PipelineConfig,
         log_to_driver: bool = True,
+        app: str = APP,
     ) -> None:
         # One inventory for every replica: the URL resolved here (RETAIL_ASSISTANT_DB), so
         # that replicas on other machines do not fall back to a SQLite file of their own.
@@ -406,6 +532,7 @@ class RayEngine:
         self.engine, self.pipeline = engine, pipeline
         self.server = server
         self.log_to_driver = log_to_driver
+        self.app = app
         self._started_ray = False
         self.gpus = 0.0
 
@@ -442,7 +569,7 @@ class RayEngine:
         serve._run(
             app,
             _blocking=False,
-            name=APP,
+            name=self.app,
             route_prefix=None,
             logging_config={"enable_access_log": False},
         )
@@ -454,7 +581,7 @@ class RayEngine:
         deadline = time.monotonic() + self.engine.deploy_timeout_s
         status = None
         while time.monotonic() < deadline:
-            status = serve.status().applications.get(APP)
+            status = serve.status().applications.get(self.app)
             if status is not None and str(status.status).endswith("RUNNING"):
                 return
             if status is not None and str(status.status).endswith("DEPLOY_FAILED"):
@@ -487,11 +614,12 @@ class RayEngine:
 
     def handle(self, deployment: str):
         """A handle to one deployment of the application (tests, benchmarks)."""
-        return serve.get_deployment_handle(deployment, app_name=APP)
+        return serve.get_deployment_handle(deployment, app_name=self.app)
 
     def shutdown(self) -> None:
         try:
-            serve.delete(APP)
+            if ray.is_initialized():  # not when an engine beside it stopped the local Ray
+                serve.delete(self.app)
         finally:
             if self._started_ray:
                 serve.shutdown()
@@ -515,7 +643,13 @@ def serve_forever(engine: EngineConfig, server: ServerConfig, pipeline: Pipeline
     print(
         f"assistant: serving {deployed.http_url}/ (websocket /ws) on Ray Serve: "
         f"{engine.frontend_replicas} front end(s), first pass x{engine.first_pass_replicas}"
-        f"{' on GPU' if deployed.gpus else ''}",
+        f"{' on GPU' if deployed.gpus else ''}"
+        + (
+            f", second pass x{engine.second_pass_replicas}, NLU/answers x"
+            f"{engine.understand_replicas}"
+            if engine.stage_layout == "split"
+            else ", later stages in the front ends"
+        ),
         file=sys.stderr,
     )
     try:

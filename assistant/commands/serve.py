@@ -73,24 +73,26 @@ PIPELINE_HELP = {
 }
 ENGINE_HELP = {
     "engine": "local: one process holds every model; ray: the first pass as a Ray Serve "
-    "deployment behind websocket front-end replicas that run the later stages "
-    "(pip install '.[ray]'; docs/scale_out.md)",
+    "deployment behind websocket front-end replicas (pip install '.[ray]'; docs/scale_out.md)",
     "ray_address": "ray: join this running cluster (auto, HOST:6379, ray://HOST:10001) instead "
     "of starting a local Ray",
     "ray_cpus": "ray, local cluster: logical CPUs it offers (default: the machine's)",
-    "frontend_replicas": "ray: websocket front ends with rescoring, NLU and answers (they "
-    "share --port on a host)",
+    "frontend_replicas": "ray: websocket front ends, with rescoring, NLU and answers in the "
+    "colocated layout (they share --port on a host)",
     "frontend_cpus": "ray: CPUs reserved per front end",
     "first_pass_replicas": "ray: Whisper replicas",
     "first_pass_max_replicas": "ray: autoscale the first pass up to this many on queue length "
     "(0: fixed)",
     "first_pass_cpus": "ray: CPUs reserved per Whisper replica",
     "first_pass_gpus": "ray: GPUs per Whisper replica (default: 1 when the cluster has one)",
-    "second_pass_replicas": "ray: no effect (the rescorer runs in the front ends)",
-    "understand_replicas": "ray: no effect (NLU and answers run in the front ends)",
-    "stage_cpus": "ray: no effect (the later stages run in the front ends)",
-    "stage_retries": "ray: times a first-pass call is sent again when its replica died",
-    "call_timeout_s": "ray: longest wait for a final's first pass, retries included",
+    "stage_layout": "ray: colocated: rescoring, NLU and answers in the front ends (one "
+    "deployment call per final, the fastest on one machine); split: as the SecondPass and "
+    "Understand deployments, scaled apart (docs/loadtest_layouts.md)",
+    "second_pass_replicas": "ray, --stage-layout split: RescoreBERT replicas",
+    "understand_replicas": "ray, --stage-layout split: NLU + answer replicas",
+    "stage_cpus": "ray, --stage-layout split: CPUs reserved per second-pass and NLU/answer replica",
+    "stage_retries": "ray: times a stage call is sent again when its replica died",
+    "call_timeout_s": "ray: longest wait for a stage call of a final, retries included",
     "partial_timeout_s": "ray: longest wait for a partial decode",
     "deploy_timeout_s": "ray: longest wait for the replicas to load and listen",
 }
@@ -127,7 +129,7 @@ CONTINUOUS = {"auto": None, "on": True, "off": False}
 
 def register(subparsers) -> None:
     from asr.streaming import StreamingConfig
-    from assistant.engine import ENGINES, EngineConfig
+    from assistant.engine import ENGINES, STAGE_LAYOUTS, EngineConfig
     from assistant.pipeline import PipelineConfig
     from assistant.server import ServerConfig
     from assistant.session import SessionLimits
@@ -156,7 +158,11 @@ def register(subparsers) -> None:
         **PIPELINE_HELP,
         **{k: v for k, v in first_pass_flags().items() if k in pipeline_fields},
     }
-    engine_flags = {**ENGINE_HELP, "engine": Flag(ENGINE_HELP["engine"], choices=ENGINES)}
+    engine_flags = {
+        **ENGINE_HELP,
+        "engine": Flag(ENGINE_HELP["engine"], choices=ENGINES),
+        "stage_layout": Flag(ENGINE_HELP["stage_layout"], choices=STAGE_LAYOUTS),
+    }
     p.set_defaults(
         func=run,
         options=(

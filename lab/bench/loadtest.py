@@ -16,7 +16,9 @@ Streams start staggered by a random 0-1 s so that finals overlap as they would i
 Ray with the machine's CPUs), one after the other, never at once. `--interleave` starts both
 first and gives each run to one engine and then the other (flipping the order every seed):
 on a shared machine whose load drifts, the ratio between engines is then measured under the
-same load; the report adds those ratios. `--repeats R` runs each
+same load; the report adds those ratios. `--stage-layout colocated split` runs the Ray engine
+in each layout (assistant.engine.EngineConfig.stage_layout; with --interleave both in one
+local Ray, as two Serve applications). `--repeats R` runs each
 stream count R times (seeds 0..R-1) and pools the finals. A stream count is "real time" when
 the p95 final latency is under the mean clip length (the server keeps up with speech);
 `max_real_time_streams` is the highest count at which it and every lower count were.
@@ -137,7 +139,14 @@ def _in_process_server(pipeline_config=None) -> ServerThread:
 class _Engine:
     """A server of one engine for the load test: .url, and .close()."""
 
-    def __init__(self, engine: str, cpu_threads: int = 0, first_pass_replicas: int = 1) -> None:
+    def __init__(
+        self,
+        engine: str,
+        cpu_threads: int = 0,
+        first_pass_replicas: int = 1,
+        stage_layout: str = "colocated",
+        ray_cpus: int | None = None,
+    ) -> None:
         from assistant.pipeline import PipelineConfig
 
         pipeline = PipelineConfig(cpu_threads=cpu_threads)
@@ -151,10 +160,19 @@ class _Engine:
         from assistant.ray_engine import RayEngine
         from assistant.server import ServerConfig
 
-        config = EngineConfig(engine="ray", first_pass_replicas=first_pass_replicas)
-        self.settings["first_pass_replicas"] = first_pass_replicas
+        config = EngineConfig(
+            engine="ray",
+            first_pass_replicas=first_pass_replicas,
+            stage_layout=stage_layout,
+            ray_cpus=ray_cpus,
+        )
+        self.settings.update(first_pass_replicas=first_pass_replicas, stage_layout=stage_layout)
         self._ray = RayEngine(
-            config, ServerConfig(port=0, max_sessions=256), pipeline, log_to_driver=False
+            config,
+            ServerConfig(port=0, max_sessions=256),
+            pipeline,
+            log_to_driver=False,
+            app=f"loadtest-{first_pass_replicas}-{stage_layout}",
         ).start()
         self.url = self._ray.url
         with urllib.request.urlopen(f"{self._ray.http_url}/healthz", timeout=10) as reply:
@@ -319,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--first-pass-replicas", type=int, nargs="+", default=[1], help="ray: Whisper replicas"
     )
+    parser.add_argument(
+        "--stage-layout",
+        nargs="+",
+        choices=("colocated", "split"),
+        default=["colocated"],
+        help="ray: where rescoring and NLU + answers run (assistant serve --stage-layout)",
+    )
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -364,9 +389,10 @@ def _engines(args, rows: list[dict], argv: list[str] | None) -> int:
     report = {"command": command, "machine": machine_info(), "speed": args.speed, "engines": []}
     report["interleaved"] = bool(args.interleave)
     plan = [
-        (name, k)
+        (name, k, layout)
         for name in args.engine
         for k in (args.first_pass_replicas if name == "ray" else [1])
+        for layout in (args.stage_layout if name == "ray" else ["colocated"])
     ]
 
     def save() -> None:
@@ -377,8 +403,8 @@ def _engines(args, rows: list[dict], argv: list[str] | None) -> int:
     if args.interleave:
         _interleaved(args, rows, plan, report, save)
     else:
-        for name, replicas in plan:
-            engine = _Engine(name, args.cpu_threads, replicas)
+        for name, replicas, layout in plan:
+            engine = _Engine(name, args.cpu_threads, replicas, layout)
             entry = _entry(engine, replicas)
             report["engines"].append(entry)
             try:
@@ -397,6 +423,8 @@ def _engines(args, rows: list[dict], argv: list[str] | None) -> int:
 
 def _entry(engine: _Engine, replicas: int) -> dict:
     label = engine.name if engine.name == "local" else f"ray ({replicas} first-pass replica(s))"
+    if engine.settings.get("stage_layout", "colocated") != "colocated":
+        label = label.replace(")", f", {engine.settings['stage_layout']})")
     return {
         "engine": engine.name,
         "label": label,
@@ -425,9 +453,13 @@ def _interleaved(args, rows: list[dict], plan: list, report: dict, save) -> None
     changing load falls on all of them alike. The idle engines stay up meanwhile (an idle
     local Ray takes about a tenth of a core: lab.bench.ray_hops)."""
     engines = []
+    # several Ray engines share one local Ray: logical CPUs for all of their replicas (each
+    # engine's fit the machine; they take their loads in turn)
+    rays = sum(name == "ray" for name, _, _ in plan)
+    ray_cpus = (os.cpu_count() or 2) * rays if rays > 1 else None
     try:
-        for name, replicas in plan:
-            engines.append(_Engine(name, args.cpu_threads, replicas))
+        for name, replicas, layout in plan:
+            engines.append(_Engine(name, args.cpu_threads, replicas, layout, ray_cpus))
             report["engines"].append(_entry(engines[-1], replicas))
         for engine in engines:
             asyncio.run(run_load(engine.url, rows, 1, args.speed, seed=99))  # warm-up

@@ -2,11 +2,14 @@
 Whisper replica, a front-end replica with RescoreBERT, NLU + answers over a shared PostgreSQL
 when its binaries are installed, else SQLite), fixture speech over protocol v1; then the
 Whisper replica killed in the middle of a session, which must go on (a retried final or a
-`pipeline` error, never a hang).
+`pipeline` error, never a hang). The split layout (`--stage-layout split`: SecondPass and
+Understand replicas of their own) is deployed after it, for the health check and the
+fixtures' finals (its first-pass failover is the same code: not run twice).
 
-Cost on the 2-core CI machine: about a minute (Ray start-up and replica model loads ~20-30 s,
-a first-pass replica restart ~10 s); the `ray` marker names it. Asserts tolerantly: a final
-with a transcript in the right language, not an exact word (int8 kernels differ by machine).
+Cost on the 2-core CI machine: about a minute for the default layout (Ray start-up and
+replica model loads ~20-30 s, a first-pass replica restart ~10 s), about 40 s more for the
+split one; the `ray` marker names it. Asserts tolerantly: a final with a transcript in the
+right language, not an exact word (int8 kernels differ by machine).
 """
 
 from __future__ import annotations
@@ -36,15 +39,21 @@ def shared_inventory(request) -> str:
     return request.getfixturevalue("postgres_url" if _pg_bin() else "sqlite_url")
 
 
-@pytest.fixture(scope="module")
-def ray_deployment(shared_inventory, whisper_transcriber):
+@pytest.fixture(scope="module", params=["colocated", "split"])
+def ray_deployment(request, shared_inventory, whisper_transcriber):
     pytest.importorskip("ray.serve", reason="pip install '.[ray]'")
     from assistant.engine import EngineConfig
     from assistant.pipeline import PipelineConfig
     from assistant.ray_engine import RayEngine
     from assistant.server import ServerConfig
 
-    engine = EngineConfig(engine="ray", ray_cpus=2, call_timeout_s=60, deploy_timeout_s=300)
+    engine = EngineConfig(
+        engine="ray",
+        ray_cpus=2,  # split: 1 first pass + 0.5 front end + 0.25 x 2 stages
+        stage_layout=request.param,
+        call_timeout_s=60,
+        deploy_timeout_s=300,
+    )
     deployed = RayEngine(
         engine,
         ServerConfig(port=0),
@@ -72,6 +81,11 @@ def test_healthz_names_the_ray_stages(ray_deployment):
         body = json.loads(reply.read())
     assert body["status"] == "ok"
     assert body["stages"]["asr"].endswith("(ray)"), body
+    if ray_deployment.engine.stage_layout == "split":  # each on its deployment
+        assert body["stages"]["rescore"].endswith("(ray)"), body
+        assert body["stages"]["nlu"].endswith("(ray)"), body
+        assert body["stages"]["answer"] == "Answerer (ray)", body
+        return
     # the later stages and the answer stage run in the front end, as in-process
     assert body["stages"]["nlu"] and body["stages"]["answer"] == "Answerer", body
     assert body["database"] == "closed", body
@@ -103,6 +117,8 @@ def test_a_killed_first_pass_replica_costs_one_utterance_at_most(ray_deployment)
     """Kill the Whisper replica (SIGKILL) between two utterances of one session: the next
     final is retried on the replica Serve restarts (or reported as a `pipeline` error), the
     one after it is a final, and the session ends normally, within a bound."""
+    if ray_deployment.engine.stage_layout == "split":
+        pytest.skip("the first pass's failover is the same code in both layouts")
     first_pass = ray_deployment.handle("FirstPass")
     pid = first_pass.pid.remote().result(timeout_s=30)
     en, es = fixture_audio("en_01_tide_pods"), fixture_audio("es_01_huggies")
