@@ -422,9 +422,11 @@ def _engines(args, rows: list[dict], argv: list[str] | None) -> int:
 
 
 def _entry(engine: _Engine, replicas: int) -> dict:
-    label = engine.name if engine.name == "local" else f"ray ({replicas} first-pass replica(s))"
-    if engine.settings.get("stage_layout", "colocated") != "colocated":
-        label = label.replace(")", f", {engine.settings['stage_layout']})")
+    layout = engine.settings.get("stage_layout", "colocated")
+    split = ", split stages" if layout == "split" else ""
+    label = (
+        engine.name if engine.name == "local" else f"ray ({replicas} first-pass replica(s){split})"
+    )
     return {
         "engine": engine.name,
         "label": label,
