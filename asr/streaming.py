@@ -32,6 +32,11 @@ equals `Speculation.cut` only when the audio is the same, so a caller uses a spe
 result for that endpoint and drops it otherwise. The caller reports a verdict on the
 speculation's text with settle(), which may end the utterance at once.
 
+Draft reuse (`partial_draft_ms` >= 0): a final's first pass chooses catalog phrases from a
+greedy draft of its audio. When the last partial decode, a greedy decode of the same speech
+but its last stretch, missed at most `partial_draft_ms` of it, Speculation.heard and
+Endpoint.heard carry its reading so that the final can choose from it instead.
+
 Files: `segment(audio)` cuts a whole recording into the utterances a live session would cut
 from it (the same policy in stream time, with no partials and no verdicts), so that a file
 transcription decodes the very samples a stream's finals decode.
@@ -88,6 +93,10 @@ class StreamingConfig:
     pre_roll_ms: int = 1000  # audio kept before the speech onset (Whisper hears the lead-in)
     speech_pad_ms: int = 128  # audio kept after the last speech window
     partial_interval_s: float = 0.5  # new audio between two partial decodes
+    # A final may take its phrase-selection draft from the last partial decode when that
+    # decode saw all of the utterance's speech but at most this much (ms): the first pass
+    # then skips its own draft decode. -1: never (every final drafts).
+    partial_draft_ms: int = -1
     partials: bool = True  # False: finals only (saves CPU)
     max_utterance_s: float = 15.0  # an utterance is cut here (Endpoint reason "max_length")
     # A judged query counts as complete when its intent scores at least this (assistant.turn).
@@ -114,6 +123,8 @@ class StreamingConfig:
             raise ValueError("pre_roll_ms and min_speech_ms must be >= 0")
         if self.partial_interval_s <= 0:
             raise ValueError("partial_interval_s must be positive")
+        if self.partial_draft_ms < -1:
+            raise ValueError("partial_draft_ms must be -1 (off) or >= 0")
         if not 0 < self.complete_confidence <= 1:
             raise ValueError("complete_confidence must be in (0, 1]")
 
@@ -143,12 +154,14 @@ class PartialJob:
 class Speculation:
     """A short silence: the audio (float32 [n], 16 kHz) the Endpoint will carry if no speech
     follows, for a final decode started early. `cut`: its number of VAD windows up to the last
-    speech; an Endpoint with the same utterance and cut has this very audio."""
+    speech; an Endpoint with the same utterance and cut has this very audio. `heard`: the
+    last partial decode's reading, when it saw all but `partial_draft_ms` of that speech."""
 
     utterance: int
     audio: np.ndarray = field(repr=False)
     cut: int
     language: str | None = None
+    heard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,7 @@ class Endpoint:
         was not (max_length, stop in speech): no speculation has this audio.
     silence_ms: the silence that ended it (reason "silence"), and `complete` the verdict that
         chose that silence (None: no verdict held).
+    heard: as Speculation.heard.
     """
 
     utterance: int
@@ -174,6 +188,7 @@ class Endpoint:
     cut: int | None = None
     silence_ms: float = 0.0
     complete: bool | None = None
+    heard: str | None = None
 
 
 _WORD = re.compile(r"[\w']+", re.UNICODE)
@@ -318,6 +333,7 @@ class StreamingPolicy:
         self._start_s = 0.0  # speech onset, stream time
         self._audio_start_s = 0.0  # first sample of self._audio (onset minus pre-roll)
         self._decoded_at = 0  # len(self._audio) at the last partial decode
+        self._heard: tuple[int, str] | None = None  # (its windows, reading) once it is back
         self._previous_words: list[str] = []
         self._committed: list[str] = []
         self._utt_language = self.language
@@ -353,13 +369,22 @@ class StreamingPolicy:
             self._events.append(
                 Speculation(
                     self.utterance, self._aligned(self._audio[:keep]), self._last_speech,
-                    self.language,
+                    self.language, self._heard_text(),
                 )
             )  # fmt: skip
         if self._silence_run >= self._endpoint_windows[self._verdict]:
             self._end_utterance("silence", trim=True)
         elif len(self._audio) >= self._max_windows:
             self._end_utterance("max_length", trim=False)
+
+    def _heard_text(self) -> str | None:
+        """The last partial decode's reading, when it missed at most `partial_draft_ms` of
+        the speech up to the last speech window (the draft a final may reuse)."""
+        if self.config.partial_draft_ms < 0 or self._heard is None:
+            return None
+        windows, text = self._heard
+        missed_ms = max(0, self._last_speech - windows) * WINDOW_MS
+        return text if text.strip() and missed_ms <= self.config.partial_draft_ms else None
 
     def _aligned(self, windows: list[np.ndarray]) -> np.ndarray:
         """The utterance's audio from its first sample on the FRAME_ALIGN grid of stream time."""
@@ -383,6 +408,7 @@ class StreamingPolicy:
                 cut=self._last_speech if trim else None,
                 silence_ms=round(self._silence_run * WINDOW_MS, 1) if reason == "silence" else 0.0,
                 complete=self._verdict,
+                heard=self._heard_text() if trim else None,
             )
         )
         log.debug(
@@ -432,6 +458,7 @@ class StreamingPolicy:
             # reliably: later partials skip detection and do not switch language mid-utterance.
             if self._utt_language is None and len(job.audio) >= SETTLE_LANGUAGE_S * SAMPLE_RATE:
                 self._utt_language = language
+            self._heard = (len(job.audio) // WINDOW, text)
             words = text.split()
             agreed = agreed_prefix(self._previous_words, words)
             self._previous_words = words

@@ -32,6 +32,7 @@ from asr.nbest import NBest
 from asr.transcriber import SERVED_ADAPTER
 from assistant.answer_stage import DB_DOWN, is_database_error
 from assistant.events import ErrorCode
+from assistant.phrases import HeardDraft
 from assistant.slots import SLOT_BONUS_NATS, SlotFiller, rank_by_slots
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ class FinalRequest:
     store: str
     # The client's phrase list (websocket `start` "phrases"); None: the catalog's phrases.
     phrases: tuple[str, ...] | None = None
+    # What a partial decode heard of this speech (asr.streaming: Speculation.heard): the
+    # draft the phrases are chosen from, instead of a draft decode of the first pass's own.
+    heard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -225,10 +229,12 @@ class Pipeline:
                 self._finals_in_flight -= 1
 
     def _phrases_for(self, request: FinalRequest):
-        """The phrase selector of a request: the client's list, else the catalog's."""
-        if request.phrases is None:
-            return self.phrases
-        return _client_phrases(request.phrases)
+        """The phrase selector of a request: the client's list, else the catalog's; chosen
+        from what a partial decode heard when the request carries it."""
+        selector = self.phrases if request.phrases is None else _client_phrases(request.phrases)
+        if request.heard and selector is not None and selector.needs_draft:
+            return HeardDraft(selector, (request.heard,))
+        return selector
 
     def understand(
         self, nbest: NBest, store: str, asr_ms: float = 0.0, answer: bool = True

@@ -465,9 +465,10 @@ class Session:
             self._speculation[1].cancel()  # still queued: never decoded; running: result unused
             self._speculation = None
 
-    def _request(self, audio: np.ndarray, language: str | None) -> FinalRequest:
-        language = language or (None if self.language == "auto" else self.language)
-        return FinalRequest(audio, language, self.store, self.phrases)
+    def _request(self, cut: Speculation | Endpoint) -> FinalRequest:
+        """The final decode of an utterance's audio (with the partial reading it may reuse)."""
+        language = cut.language or (None if self.language == "auto" else self.language)
+        return FinalRequest(cut.audio, language, self.store, self.phrases, cut.heard)
 
     async def _decode(self, request: FinalRequest) -> tuple[FinalResult | None, float]:
         """(the final's result, ms it waited for its batch); (None, 0) when it failed."""
@@ -484,7 +485,7 @@ class Session:
     async def _speculate(self, spec: Speculation) -> tuple[FinalResult | None, float]:
         """Decode a Speculation's audio; its text is a verdict on the turn (TurnJudge) that
         may end the utterance at once, whose endpoint then takes this very result."""
-        decoded = await self._decode(self._request(spec.audio, spec.language))
+        decoded = await self._decode(self._request(spec))
         result = decoded[0]
         if result is not None and self.judge is not None and self._policy is not None:
             nbest = result.nbest
@@ -526,7 +527,7 @@ class Session:
                 result, wait_ms = speculated.result()
         if result is None:  # no speculation, or it failed: decode the endpoint's audio
             speculated = None
-            result, wait_ms = await self._decode(self._request(endpoint.audio, endpoint.language))
+            result, wait_ms = await self._decode(self._request(endpoint))
         if previous is not None:  # send in utterance order
             with contextlib.suppress(Exception):
                 await previous

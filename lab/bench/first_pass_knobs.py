@@ -76,11 +76,44 @@ def sign_test(gained: int, lost: int) -> float:
     return round(min(1.0, 2 * tail), 4)
 
 
-def run(clips, variants: dict, pipeline, inventory, catalog) -> list[dict]:
+def last_partial(endpoint, config, pipeline, partial_ms: float) -> str | None:
+    """What a live session's last partial decode of `endpoint`'s utterance had heard by its
+    speculation, when it missed at most `config.partial_draft_ms` of the speech (else None).
+
+    The session's schedule, replayed in VAD windows (32 ms): a partial is taken when the
+    utterance has grown by `partial_interval_s` since the last one, none is running and speech
+    goes on (client frames of 100 ms; the first at onset, with the pre-roll), and is back
+    `partial_ms` later; the speculation (speculate_ms after the last speech) takes the newest
+    one back by then. Its reading is a greedy decode of the utterance's audio up to it."""
+    from asr.streaming import WINDOW_MS
+
+    cut = endpoint.cut
+    if cut is None or config.partial_draft_ms < 0:
+        return None
+    frame, took_ms = 100 / WINDOW_MS, partial_ms / WINDOW_MS
+    interval = config.partial_interval_s * 1000 / WINDOW_MS
+    onset = (config.pre_roll_ms + config.min_speech_ms) / WINDOW_MS
+    speculate_at = cut + config.speculate_ms / WINDOW_MS
+    now, taken, busy_until = min(onset, cut), None, -1.0
+    heard_at = None  # windows seen by the newest partial back before the speculation
+    while now <= cut:
+        if now >= busy_until and (taken is None or now - taken >= interval):
+            taken, busy_until = now, now + took_ms
+            if busy_until <= speculate_at:
+                heard_at = taken
+        now += frame
+    if heard_at is None or (cut - heard_at) * WINDOW_MS > config.partial_draft_ms:
+        return None
+    decoded = pipeline.partial(endpoint.audio[: int(heard_at * WINDOW_MS * 16)], None)
+    return decoded[0] if decoded and decoded[0].strip() else None
+
+
+def run(clips, variants: dict, pipeline, inventory, catalog, partial_ms: float) -> list[dict]:
     """One record per clip and variant; variants decoded in turn on each clip."""
     from asr.audio import decode_audio
     from asr.streaming import segment
     from asr.vad import SileroVad
+    from assistant.phrases import HeardDraft
     from lab.bench.hear_the_store import ENTITY_LABELS, answer_right, words_heard
     from lab.bench.stream_parity import make_stream
 
@@ -95,10 +128,16 @@ def run(clips, variants: dict, pipeline, inventory, catalog) -> list[dict]:
         for name in turn:
             transcriber, streaming = variants[name]
             if streaming not in cuts:
-                cuts[streaming] = [e.audio for e in segment(stream, streaming, vad)]
-            utterances = cuts[streaming]
+                ends = segment(stream, streaming, vad)
+                heard = [last_partial(e, streaming, pipeline, partial_ms) for e in ends]
+                cuts[streaming] = ([e.audio for e in ends], heard)
+            utterances, heard = cuts[streaming]
+            selectors = [HeardDraft(catalog, (h,)) if h else catalog for h in heard]
             started = time.perf_counter()
-            nbests = [transcriber.nbest(a, None, phrases=catalog) for a in utterances]
+            nbests = [
+                transcriber.nbest(a, None, phrases=p)
+                for a, p in zip(utterances, selectors, strict=True)
+            ]
             asr_ms = 1000 * (time.perf_counter() - started)
             results = [pipeline.understand(nb, "1", asr_ms) for nb in nbests]
             text = " ".join(r.nbest.text for r in results if r.nbest.text.strip())
@@ -121,6 +160,7 @@ def run(clips, variants: dict, pipeline, inventory, catalog) -> list[dict]:
                     "reference": row["text"],
                     "text": text,
                     "utterances": len(utterances),
+                    "drafts_reused": sum(h is not None for h in heard),
                     "seconds": round(sum(len(a) for a in utterances) / 16_000, 3),
                     "asr_ms": round(asr_ms, 1),
                     "entities": entities,
@@ -168,6 +208,7 @@ def summarize(records: list[dict], keys: tuple[str, ...]) -> list[dict]:
                 "answers_lost": answers_lost,
                 "answer_p": sign_test(answers_gained, answers_lost),
                 "utterances": sum(r["utterances"] for r in rs),
+                "drafts_reused": sum(r.get("drafts_reused", 0) for r in rs),
                 "asr_ms_p50": round(statistics.median(r["asr_ms"] for r in rs), 1),
                 "ratio_to_base": round(statistics.median(ratios), 3) if ratios else None,
             }
@@ -178,7 +219,7 @@ def summarize(records: list[dict], keys: tuple[str, ...]) -> list[dict]:
 COLUMNS = (
     "clips", "wer", "entity_top1", "entity_nbest", "answers", "text_changed",
     "entities_gained", "entities_lost", "entity_p", "answers_gained", "answers_lost",
-    "answer_p", "utterances", "asr_ms_p50", "ratio_to_base",
+    "answer_p", "utterances", "drafts_reused", "asr_ms_p50", "ratio_to_base",
 )  # fmt: skip
 
 
@@ -190,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev", action="store_true", help="the tuning clips (training voices)")
     ap.add_argument("--clips-dir", type=Path, default=REPO / "build" / "hear_the_store")
     ap.add_argument("--variants", nargs="+", default=["base"])
+    ap.add_argument(
+        "--partial-ms",
+        type=float,
+        default=230.0,
+        help="how long a live partial decode takes (replays the partial schedule, for "
+        "variants with partial_draft_ms >= 0)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -219,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = build_clips(args.per_language, args.seed + 1000 * args.dev, args.clips_dir, args.dev)
     clips = clips[:: args.every]
     started = machine_info()
-    records = run(clips, variants, pipeline, pipeline.inventory, catalog)
+    records = run(clips, variants, pipeline, pipeline.inventory, catalog, args.partial_ms)
     report = {
         "command": " ".join(
             ["python -m lab.bench.first_pass_knobs", *(sys.argv[1:] if argv is None else argv)]
