@@ -246,3 +246,29 @@ def test_segment_of_silence_and_clicks_is_nothing_and_stop_trims_as_live():
     (end,) = segment(windows(cut_short), StreamingConfig(), ScriptedVad(cut_short))
     (streamed,) = live(cut_short, "none")
     assert end.reason == streamed.reason == "stop" and np.array_equal(end.audio, streamed.audio)
+
+
+@pytest.mark.parametrize(
+    ("partial_draft_ms", "job_at", "reused"),
+    [(-1, 30, False), (0, 30, True), (0, 25, False), (200, 25, True), (100, 25, False)],
+)
+def test_a_final_reuses_the_last_partial_reading_only_when_it_saw_the_speech(
+    partial_draft_ms, job_at, reused
+):
+    """QUERY's speech ends at window 30; a partial taken at window 25 missed 5 windows (160 ms)."""
+    policy = StreamingPolicy(
+        StreamingConfig(partial_interval_s=0.1, partial_draft_ms=partial_draft_ms),
+        vad=ScriptedVad(QUERY),
+    )
+    drive(policy, QUERY, until=job_at)
+    job = policy.partial_job()
+    policy.apply_partial(job, "where are the tide", "en")
+    events = drive_rest(policy, QUERY, job_at)
+    (spec,), (end,) = of(Speculation, events), of(Endpoint, events)
+    expected = "where are the tide" if reused else None
+    assert spec.heard == end.heard == expected
+
+
+def test_partial_draft_ms_is_checked():
+    with pytest.raises(ValueError, match="partial_draft_ms"):
+        StreamingConfig(partial_draft_ms=-2)

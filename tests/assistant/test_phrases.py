@@ -8,6 +8,7 @@ from inventory_db import sqlite_url  # noqa: F401
 from assistant.phrases import (
     MAX_PHRASE_CHARS,
     MAX_PHRASES,
+    HeardDraft,
     PhraseError,
     PhraseIndex,
     catalog_phrases,
@@ -46,6 +47,15 @@ def test_a_long_list_is_narrowed_to_what_the_draft_sounds_like():
     assert index.select(["what's the weather like"], "en") == ()  # nothing like the catalog
     chosen = index.select([" ".join(brands[:40])], "en")
     assert 0 < len(chosen) <= 16 and sum(len(p) + 2 for p in chosen) <= 240  # prompt budget
+
+
+def test_a_heard_draft_selects_from_the_partial_reading_without_a_draft_decode():
+    brands = [f"Brand{i:03d}" for i in range(300)]
+    index = PhraseIndex({"en": ("Tide Pods", "Huggies diapers", *brands), "es": brands})
+    heard = HeardDraft(index, ("where can I find tight pods",))
+    assert index.needs_draft and not heard.needs_draft
+    assert heard.select([], "en") == index.select(["where can I find tight pods"], "en")
+    assert heard.select(["do we have hotties diapers"], "en")[0] == "Tide Pods"  # drafts unused
 
 
 def test_catalog_phrases_per_language(sqlite_url):  # noqa: F811

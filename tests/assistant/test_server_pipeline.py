@@ -151,6 +151,21 @@ def test_finals_bias_toward_the_catalog_unless_the_client_gives_phrases():
     assert plain.batches == [1]
 
 
+def test_a_request_with_a_partial_reading_selects_from_it_without_a_draft():
+    from assistant.phrases import HeardDraft, PhraseIndex
+
+    catalog = PhraseIndex({"en": ("Tide Pods", *(f"Brand {i}" for i in range(300)))})
+    stub = PhraseRecorder(["where can I find tide pods"])
+    audio = np.zeros(16000, np.float32)
+    heard = FinalRequest(audio, "en", "1", heard="where can I find tight pods")
+    menu = FinalRequest(audio, "en", "1", ("Huggies", "Hanes"), heard="huggies")
+    Pipeline(stub, phrases=catalog).finals([heard, menu])
+    reused, listed = stub.phrases
+    assert isinstance(reused, HeardDraft) and not reused.needs_draft
+    assert reused.select([], "en")[0] == "Tide Pods"
+    assert not isinstance(listed, HeardDraft)  # a whole list needs no draft to reuse
+
+
 class CountingParser:
     """The baseline parser, counting the texts it parses."""
 

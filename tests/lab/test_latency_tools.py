@@ -128,3 +128,30 @@ def test_a_call_inside_a_named_parent_takes_the_parents_name():
     decoder.draft()
     decoder.run()
     assert [name for name, *_ in spans.spans] == ["draft", "draft", "generate"]
+
+
+def test_the_last_partial_replay_reuses_only_a_partial_that_missed_little_enough():
+    import dataclasses
+
+    import numpy as np
+
+    from asr.streaming import Endpoint, StreamingConfig
+
+    class Partials:
+        def __init__(self):
+            self.lengths = []
+
+        def partial(self, audio, language):
+            self.lengths.append(len(audio))
+            return ("where are the", "en")
+
+    # 100 VAD windows up to the last speech: partials at ~36, 52, 68, 84 and 100 windows; the
+    # one at 100 is not back (230 ms) by the speculation (128 ms), so 84 is the last: ~500 ms.
+    end = Endpoint(0, np.zeros(104 * 512, np.float32), "silence", 1.0, 3.2, cut=100)
+    config = StreamingConfig()
+    fake = Partials()
+    for draft_ms, expected in ((-1, None), (250, None), (600, "where are the")):
+        config = dataclasses.replace(config, partial_draft_ms=draft_ms)
+        assert first_pass_knobs.last_partial(end, config, fake, 230.0) == expected
+    (length,) = fake.lengths  # decoded only when reused, up to that partial
+    assert 80 * 512 < length < 90 * 512
