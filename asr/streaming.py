@@ -95,7 +95,8 @@ class StreamingConfig:
     partial_interval_s: float = 0.5  # new audio between two partial decodes
     # A final may take its phrase-selection draft from the last partial decode when that
     # decode saw all of the utterance's speech but at most this much (ms): the first pass
-    # then skips its own draft decode. -1: never (every final drafts).
+    # then skips its own draft decode. -1: never (every final drafts). Off: on the dev clips a
+    # partial's reading misses the last word, which the phrases are for (docs/latency.md).
     partial_draft_ms: int = -1
     partials: bool = True  # False: finals only (saves CPU)
     max_utterance_s: float = 15.0  # an utterance is cut here (Endpoint reason "max_length")

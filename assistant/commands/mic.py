@@ -10,7 +10,12 @@ import argparse
 import asyncio
 import sys
 
-from assistant.commands.replay import add_client_options, printer, stream_session
+from assistant.commands.replay import (
+    LIVE_FRAME_MS,
+    add_client_options,
+    printer,
+    stream_session,
+)
 from assistant.errors import UserError
 
 RATE = 16_000
@@ -59,9 +64,9 @@ def check_input_device(sd, device) -> None:
 
 
 async def mic_frames(sd, device, seconds: float, stop: asyncio.Event):
-    """100 ms PCM16 frames from the microphone until `stop` is set or `seconds` pass."""
+    """PCM16 frames of LIVE_FRAME_MS from the microphone until `stop` is set or `seconds` pass."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=100)
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000 // LIVE_FRAME_MS)  # 10 s
 
     def callback(indata, frames, time_info, status):  # PortAudio thread
         loop.call_soon_threadsafe(_offer, queue, bytes(indata))
@@ -71,7 +76,7 @@ async def mic_frames(sd, device, seconds: float, stop: asyncio.Event):
         samplerate=RATE,
         channels=1,
         dtype="int16",
-        blocksize=RATE // 10,
+        blocksize=RATE * LIVE_FRAME_MS // 1000,
         device=device,
         callback=callback,
     ):

@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from assistant.errors import UserError
 
 DEFAULT_URL = "ws://127.0.0.1:8765/ws"
+# A live client's frame (the demo page, `assistant mic`): one VAD window (asr.vad.WINDOW, 512
+# samples at 16 kHz). The server hears a frame only once all of it is captured, so each ms of
+# frame is on average half a ms more between the end of speech and the final (100 ms frames:
+# ~50 ms, 32 ms frames: ~16 ms; docs/latency.md).
+LIVE_FRAME_MS = 32
 
 
 def register(subparsers) -> None:
@@ -142,12 +147,14 @@ async def stream_session(
 async def file_frames(
     pcm: bytes, sample_rate: int, chunk_ms: int, speed: float
 ) -> AsyncIterator[bytes]:
-    """PCM16 bytes cut into frames, paced at `speed` times real time (0: no pacing)."""
+    """PCM16 bytes cut into frames, paced at `speed` times real time (0: no pacing) as a
+    microphone delivers them: each frame once its last sample has been spoken, so that a
+    latency measured from the end of speech counts the client's framing too."""
     step = max(2, int(sample_rate * chunk_ms / 1000) * 2)
     began = time.perf_counter()
     for i in range(0, len(pcm), step):
         if speed > 0:  # pace against the clock, not by sleeping a fixed time (no drift)
-            due = began + (i / 2 / sample_rate) / speed
+            due = began + (min(i + step, len(pcm)) / 2 / sample_rate) / speed
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
         yield pcm[i : i + step]
 

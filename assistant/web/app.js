@@ -149,7 +149,7 @@ async function startMic() {
   }
   await context.audioWorklet.addModule("mic-worklet.js");
   const source = context.createMediaStreamSource(stream);
-  const node = new AudioWorkletNode(context, "pcm-capture", { processorOptions: { outRate: 16000, frameSamples: 1600 } });
+  const node = new AudioWorkletNode(context, "pcm-capture", { processorOptions: { outRate: 16000, frameSamples: 512 } });
   const mute = context.createGain();
   mute.gain.value = 0; // the worklet must be pulled by the graph; nothing is played back
   source.connect(node).connect(mute).connect(context.destination);
@@ -201,10 +201,12 @@ async function replayFile(file) {
     return;
   }
   setStatus("replaying", file.name, "live");
-  const frame = 1600; // 100 ms, paced in real time so partials show as they would live
+  // 32 ms frames (one VAD window), each sent once its last sample "was spoken", as the
+  // microphone sends them, so partials and finals come when they would live
+  const frame = 512;
   const began = performance.now();
   for (let i = 0; i < pcm.length; i += frame) {
-    const due = began + (i / 16000) * 1000;
+    const due = began + (Math.min(i + frame, pcm.length) / 16000) * 1000;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     session.send(pcm.slice(i, i + frame).buffer);

@@ -1,7 +1,7 @@
 // AudioWorklet: microphone samples (at the context's rate) -> 16 kHz 16-bit PCM frames.
 // Runs on the audio thread; posts an ArrayBuffer of Int16 little-endian samples every
-// `frameSamples` output samples (100 ms by default) to the main thread, which sends it
-// over the websocket as one binary frame.
+// `frameSamples` output samples (the page asks for 512: 32 ms, one VAD window) to the
+// main thread, which sends it over the websocket as one binary frame.
 
 class PcmCapture extends AudioWorkletProcessor {
   constructor(options) {

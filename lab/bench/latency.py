@@ -6,10 +6,12 @@ replays fixture queries as websocket clients in real time: one stream, then N co
 streams, each a session of English and Spanish queries separated by silence. For every
 utterance it records:
 
-  end_of_speech_to_final_ms  wall time from the moment the last speech sample was sent
-                             (the VAD's end of speech, in stream time, mapped to the send
-                             clock) to the arrival of the final; includes the endpoint
-                             silence (500 ms by default), queueing, batching and all stages
+  end_of_speech_to_final_ms  wall time from the moment the last speech sample was spoken
+                             (the VAD's end of speech, in stream time, on the replay's
+                             clock) to the arrival of the final; includes the client's
+                             framing (frames of --chunk-ms, each sent once its last sample
+                             is captured, as a microphone sends them), the endpoint silence,
+                             queueing, batching and all stages
   server stages              timings_ms of the final: wait (batching queue), asr, rescore,
                              nlu, answer, total
 
@@ -18,8 +20,8 @@ utterance it records:
 
 The settings before issue 14 (lab.bench.stream_parity.BEFORE: fixed 500 ms endpoint, no
 speculation), the first speculative defaults (`speculate160`: speculation and pad at 160 ms)
-and the current defaults (`after`: speculative finals at 128 ms, adaptive endpointing) are
-measured in the same run, one after the other on the same loaded pipeline (`--settings` picks
+and the current defaults (`after`: speculative finals at 128 ms, adaptive endpointing; and
+`after100`: the same with the 100 ms frames the demo page sent before) are measured in the same run, one after the other on the same loaded pipeline (`--settings` picks
 some of them). The pipeline's first-pass settings are recorded with them.
 
 Usage:  python -m lab.bench.latency [--streams 1 4] [--utterances 6] [--out docs/latency]
@@ -48,8 +50,15 @@ from lab.report import machine_info, percentiles  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))  # ws_harness: the server thread and fixture helpers
 
 SR = 16_000
-# Streaming settings measured, as changes to the defaults ("before": stream_parity.BEFORE).
-SETTINGS = {"before": {}, "speculate160": {"speculate_ms": 160, "speech_pad_ms": 160}, "after": {}}
+# Streaming settings measured, as changes to the defaults ("before": stream_parity.BEFORE),
+# and the client's frame length where it is not --chunk-ms (`after100`: the current defaults
+# with the 100 ms frames the page sent before).
+SETTINGS = {
+    "before": {},
+    "speculate160": {"speculate_ms": 160, "speech_pad_ms": 160},
+    "after100": {"chunk_ms": 100},
+    "after": {},
+}
 STAGES = ("end_of_speech_to_final", "wait", "asr", "rescore", "nlu", "answer", "total")
 
 
@@ -63,13 +72,13 @@ def session_audio(rows: list[dict], gap_s: float) -> np.ndarray:
     return np.concatenate(parts)
 
 
-async def one_stream(url: str, audio: np.ndarray, speed: float) -> list[dict]:
+async def one_stream(url: str, audio: np.ndarray, speed: float, chunk_ms: int) -> list[dict]:
     from asr.audio import float32_to_pcm16
     from assistant.commands.replay import file_frames, stream_session
 
     began = time.perf_counter()
     log = await stream_session(
-        url, file_frames(float32_to_pcm16(audio), SR, 100, speed), timeout_s=600
+        url, file_frames(float32_to_pcm16(audio), SR, chunk_ms, speed), timeout_s=600
     )
     out = []
     for event, arrived in zip(log.events, log.times, strict=True):
@@ -111,6 +120,8 @@ def stage_percentiles(values: list[float | None]) -> dict[str, float]:
 
 
 def main() -> int:
+    from assistant.commands.replay import LIVE_FRAME_MS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 4], help="concurrency levels")
     ap.add_argument(
@@ -119,6 +130,12 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=1.0, help="times real time (1: live)")
     ap.add_argument("--gap-s", type=float, default=3.0, help="silence between queries (s)")
     ap.add_argument("--no-partials", action="store_true", help="finals only")
+    ap.add_argument(
+        "--chunk-ms",
+        type=int,
+        default=LIVE_FRAME_MS,
+        help="client frame (default %(default)s ms: the page's), each sent once captured",
+    )
     ap.add_argument(
         "--max-batch", type=int, default=None, help="server --max-batch (default: by device)"
     )
@@ -152,9 +169,11 @@ def main() -> int:
     results: dict[str, dict] = {}
     changes = {**SETTINGS, "before": BEFORE}
     for name in args.settings:
-        streaming = dataclasses.replace(after, **changes[name])
+        change = dict(changes[name])
+        chunk_ms = change.pop("chunk_ms", args.chunk_ms)
+        streaming = dataclasses.replace(after, **change)
         config = ServerConfig(port=0, streaming=streaming, max_batch=args.max_batch)
-        results.update(measure(name, config, pipeline, en, es, args))
+        results.update(measure(name, config, pipeline, en, es, args, chunk_ms))
         max_batch = results.pop("_max_batch")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -171,6 +190,7 @@ def main() -> int:
         "reference_final_ms": reference_ms,
         "settings": {
             "speed": args.speed,
+            "chunk_ms": args.chunk_ms,
             "gap_s": args.gap_s,
             "partials": not args.no_partials,
             "streaming_before": BEFORE,
@@ -205,7 +225,7 @@ def keep_prose(old: str, new: str) -> str:
     return new.rstrip("\n") + "\n" + "".join("\n" + k for k in kept)
 
 
-def measure(name: str, config, pipeline, en: list, es: list, args) -> dict:
+def measure(name: str, config, pipeline, en: list, es: list, args, chunk_ms: int) -> dict:
     """One server with `config`: every concurrency level of args.streams -> {"NAME/N": ...}."""
     from assistant.server import AssistantServer
     from lab.serving import ServerThread
@@ -224,7 +244,9 @@ def measure(name: str, config, pipeline, en: list, es: list, args) -> dict:
             print(f"{name}: {n} stream(s), {args.utterances} queries each", file=sys.stderr)
 
             async def run_all(sessions=sessions):
-                return await asyncio.gather(*(one_stream(st.url, a, args.speed) for a in sessions))
+                return await asyncio.gather(
+                    *(one_stream(st.url, a, args.speed, chunk_ms) for a in sessions)
+                )
 
             started = time.perf_counter()
             per_stream = asyncio.run(run_all())
@@ -237,6 +259,7 @@ def measure(name: str, config, pipeline, en: list, es: list, args) -> dict:
             )
             results[f"{name}/{n}"] = {
                 "settings": name,
+                "chunk_ms": chunk_ms,
                 "streams": n,
                 "queries": queries,
                 "utterances": len(finals),
@@ -273,14 +296,17 @@ def markdown(report: dict) -> str:
         "whenever speech arrives faster than the CPU decodes it.",
         "",
         "Each stream is one websocket session replaying fixture queries (English and Spanish, "
-        "tests/fixtures) in real time with silence between them. `end of speech -> final` runs "
-        "from the last speech sample sent to the final's arrival, so it includes the endpoint "
-        "silence; the other rows are the server's own stage timings (`wait` is the batching queue).",
+        "tests/fixtures) in real time with silence between them, in frames sent as a microphone "
+        "sends them (each once its last sample is captured). `end of speech -> final` runs "
+        "from the moment the last speech sample was spoken to the final's arrival, so it "
+        "includes the client's framing and the endpoint silence; the other rows are the "
+        "server's own stage timings (`wait` is the batching queue).",
         "",
     ]
     for _key, res in report["results"].items():
         lines += [
-            f"## {res['settings']}: {res['streams']} concurrent stream(s): {res['queries']} queries, "
+            f"## {res['settings']}: {res['streams']} concurrent stream(s), "
+            f"{res.get('chunk_ms', 100)} ms frames: {res['queries']} queries, "
             f"{res['utterances']} finals ({res['speculative']} speculative), false cut-offs "
             f"{res['false_cut_offs']:.1%}, errors {res['errors'] or 'none'}",
             "",

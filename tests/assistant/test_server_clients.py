@@ -64,3 +64,26 @@ def test_mic_without_portaudio_says_what_to_install(monkeypatch, capsys):
 def test_serve_rejects_bad_limits(flag, capsys):
     assert main(["serve", *flag]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_replayed_frames_leave_when_a_microphone_would_send_them(monkeypatch):
+    """Each frame goes out once its last sample has been spoken (not at its first), so a
+    latency measured from the end of speech counts the client's framing."""
+    import asyncio
+
+    from assistant.commands import replay
+
+    waits: list[float] = []
+
+    async def sleep(seconds):
+        waits.append(round(seconds, 6))
+
+    monkeypatch.setattr(replay.time, "perf_counter", lambda: 0.0)
+    monkeypatch.setattr(replay.asyncio, "sleep", sleep)
+
+    async def frames():
+        return [f async for f in replay.file_frames(b"\0\0" * 4000, 16_000, 100, 1.0)]
+
+    got = asyncio.run(frames())
+    assert [len(f) for f in got] == [3200, 3200, 1600]  # 100, 100 and 50 ms
+    assert waits == [0.1, 0.2, 0.25]
