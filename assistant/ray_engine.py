@@ -62,7 +62,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from assistant.engine import EngineConfig
 from assistant.env import VARIABLES, database_url
-from assistant.pipeline import FinalRequest, FinalResult, Pipeline, PipelineConfig
+from assistant.pipeline import FinalRequest, FinalResult, Pipeline, PipelineConfig, _ms
 from assistant.server import AssistantServer, ServerConfig
 
 log = logging.getLogger(__name__)
@@ -301,10 +301,6 @@ class SplitStages:
         timings.update(nlu=_ms(t) - answer_ms, answer=answer_ms)
         timings["total"] = sum(timings.values())
         return dataclasses.replace(result, timings_ms=timings)
-
-
-def _ms(since: float) -> float:
-    return (time.perf_counter() - since) * 1000.0
 
 
 class RayPipeline:

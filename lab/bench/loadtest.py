@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.engine import STAGE_LAYOUTS
 from lab.bench.first_pass import FIXTURES, load_fixtures
 from lab.report import machine_info, percentiles
 from lab.serving import ServerThread
@@ -340,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stage-layout",
         nargs="+",
-        choices=("colocated", "split"),
-        default=["colocated"],
+        choices=STAGE_LAYOUTS,
+        default=[STAGE_LAYOUTS[0]],
         help="ray: where rescoring and NLU + answers run (assistant serve --stage-layout)",
     )
     parser.add_argument("--markdown", type=Path, default=None)

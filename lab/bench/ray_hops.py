@@ -39,6 +39,7 @@ import logging
 import os
 import pickle
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -312,8 +313,6 @@ def main(argv: list[str] | None = None) -> int:
     en = [r for r in rows if r["language"] == "en"]
     es = [r for r in rows if r["language"] == "es"]
     clips = [c for pair in zip(en, es, strict=False) for c in pair][: args.clips]
-    import sys
-
     command = "python -m lab.bench.ray_hops " + " ".join(argv if argv is not None else sys.argv[1:])
     report: dict = {
         "command": command,
